@@ -1,0 +1,1 @@
+"""Evaluator: generation engines, answer extraction, one module per task, runner, reports."""

@@ -1,0 +1,40 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from llamafactory_ext import thinking as th
+
+
+def test_training_text_is_exact():
+    assert th.format_thinking("Step 1: 2+2=4", "The answer is 4.") == "<think>\nStep 1: 2+2=4\n</think>\n\nThe answer is 4."
+    assert th.EMPTY_THINK == "<think>\n\n</think>\n\n"
+
+
+def test_split_at_last_close():
+    s = th.split_output("<think>\nA? no </think> wait\n</think>\n\nB")
+    assert s.closed and s.opened and s.answer == "B" and s.reasoning.startswith("A? no </think>")
+
+
+def test_unfinished_and_plain():
+    s = th.split_output("<think>\nlong reasoning that never ends")
+    assert not s.closed and s.answer == "" and not s.balanced
+    p = th.split_output("La risposta è B")
+    assert p.answer == "La risposta è B" and p.balanced and not p.closed
+
+
+def test_format_rejects_nested_tags():
+    import pytest
+
+    with pytest.raises(ValueError):
+        th.format_thinking("a </think> b", "A")
+
+
+@given(st.text())
+def test_split_never_raises(text):
+    s = th.split_output(text)
+    assert isinstance(s.answer, str) and isinstance(s.reasoning, str)
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="<>")), st.text(alphabet=st.characters(blacklist_characters="<>")))
+def test_roundtrip(trace, answer):
+    s = th.split_output(th.format_thinking(trace, answer))
+    assert s.closed and s.answer == answer.strip() and s.reasoning == trace.strip("\n").strip()

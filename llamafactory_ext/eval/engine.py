@@ -1,0 +1,331 @@
+"""Generation engines: prompt token ids in, decoded generations out.
+
+``load_engine(backend, model_name_or_path, adapter_name_or_path=None, **options)`` returns
+an engine with a ``tokenizer`` (for ``prompts.PromptEncoder``) and
+``generate(prompts: list[list[int]], params: GenParams, on_result=None, progress=None)
+-> list[Generation]``, results in prompt order. ``on_result(index, generation)`` is called as
+soon as each prompt finishes (per batch for ``hf``, per chunk for ``vllm``) so callers can
+append results to disk as they go.
+
+- ``hf``: transformers ``generate``, truly batched: prompts are sorted by length, left
+  padded to the longest of each batch (``batch_size``), generated together. CPU or GPU.
+  A LoRA adapter is loaded with PEFT and merged.
+- ``vllm``: ``vllm.LLM(...).generate`` from ``TokensPrompt(prompt_token_ids=...)`` with
+  ``SamplingParams``; a LoRA adapter goes through ``LoRARequest`` (``enable_lora=True``).
+  vLLM is imported only when this backend is chosen (``pip install -e ".[vllm]"``).
+
+Greedy decoding is the default (``temperature=0``). ``Generation.finished`` is False when the
+output was cut at ``max_new_tokens`` (no end-of-sequence token).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from llamafactory_ext.config import UserError
+
+BACKENDS = ("hf", "vllm")
+
+
+class EngineError(UserError):
+    """Bad engine input: unknown backend, missing model or adapter path."""
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Sampling parameters shared by both backends (greedy when ``temperature == 0``)."""
+
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass
+class Generation:
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    num_tokens: int = 0
+    finished: bool = True  # False: cut at max_new_tokens
+
+
+OnResult = Callable[[int, Generation], None]
+
+
+def _looks_local(path: str) -> bool:
+    """A path the user means as a local directory (not a Hub id ``owner/name``)."""
+    p = str(path)
+    return (
+        p.startswith(("/", ".", "~"))
+        or p.count("/") != 1
+        or Path(p).exists()
+    )
+
+
+def check_model_path(path: str | None, what: str = "model_name_or_path") -> None:
+    if not path:
+        raise EngineError(f"{what} is required")
+    if _looks_local(path) and not Path(os.path.expanduser(path)).exists():
+        raise EngineError(f"{what}: path not found: {path}")
+
+
+def _resolve(path: str) -> str:
+    p = os.path.expanduser(path)
+    return p if Path(p).exists() else path
+
+
+class HFEngine:
+    """transformers ``generate``, batched with left padding."""
+
+    backend = "hf"
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        adapter_name_or_path: str | None = None,
+        batch_size: int = 8,
+        device: str | None = None,
+        dtype: str = "auto",
+        merge_adapter: bool = True,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        check_model_path(model_name_or_path)
+        if adapter_name_or_path:
+            check_model_path(adapter_name_or_path, "adapter_name_or_path")
+        self.model_name_or_path = model_name_or_path
+        self.adapter_name_or_path = adapter_name_or_path
+        self.batch_size = max(1, int(batch_size))
+        if device in (None, "", "auto"):
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
+        if dtype in (None, "", "auto"):
+            torch_dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+        else:
+            torch_dtype = getattr(torch, dtype)
+        self.tokenizer = AutoTokenizer.from_pretrained(_resolve(model_name_or_path))
+        model = AutoModelForCausalLM.from_pretrained(_resolve(model_name_or_path), dtype=torch_dtype)
+        if adapter_name_or_path:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, _resolve(adapter_name_or_path))
+            if merge_adapter:
+                model = model.merge_and_unload()
+        self.model = model.to(device).eval()
+        gen_cfg = getattr(self.model, "generation_config", None)
+        eos = getattr(gen_cfg, "eos_token_id", None) if gen_cfg is not None else None
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+        if self.tokenizer.eos_token_id is not None:
+            self.eos_ids.add(self.tokenizer.eos_token_id)
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = getattr(gen_cfg, "pad_token_id", None) or next(iter(self.eos_ids))
+        self.pad_id = int(pad)
+
+    def _generate_batch(self, batch: list[list[int]], params: GenParams) -> list[Generation]:
+        import torch
+
+        width = max(len(p) for p in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):  # left padding
+            if ids:
+                input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+                attention[row, width - len(ids):] = 1
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "pad_token_id": self.pad_id,
+            "eos_token_id": sorted(self.eos_ids),
+        }
+        if params.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=None)
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device), **kwargs
+            )
+        new = out[:, width:].tolist()
+        results = []
+        for seq in new:
+            ids: list[int] = []
+            finished = False
+            for tok in seq:
+                if tok in self.eos_ids:
+                    finished = True
+                    break
+                ids.append(tok)
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            results.append(Generation(text=text, token_ids=ids, num_tokens=len(ids), finished=finished))
+        return results
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        params: GenParams,
+        on_result: OnResult | None = None,
+        progress: Any = None,
+        batch_size: int | None = None,
+    ) -> list[Generation]:
+        import torch
+
+        size = max(1, int(batch_size or self.batch_size))
+        # longest first: similar lengths share a batch (less padding) and OOM shows up early
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        results: list[Generation | None] = [None] * len(prompts)
+        for b, start in enumerate(range(0, len(order), size)):
+            idx = order[start:start + size]
+            if not params.greedy and params.seed is not None:
+                torch.manual_seed(params.seed + b)
+            for i, gen in zip(idx, self._generate_batch([list(prompts[i]) for i in idx], params)):
+                results[i] = gen
+                if on_result is not None:
+                    on_result(i, gen)
+            if progress is not None:
+                progress.update(len(idx))
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.model = None
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class VLLMEngine:
+    """``vllm.LLM`` offline generation from prompt token ids; LoRA via ``LoRARequest``.
+
+    The GPU path is verified only where a GPU was available; the test suite checks the
+    integration against a fake ``vllm`` module with vLLM's call signatures.
+    """
+
+    backend = "vllm"
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        adapter_name_or_path: str | None = None,
+        batch_size: int = 256,
+        dtype: str = "auto",
+        gpu_memory_utilization: float = 0.9,
+        tensor_parallel_size: int = 1,
+        max_model_len: int | None = None,
+        max_lora_rank: int = 64,
+        seed: int = 0,
+        **_: Any,
+    ) -> None:
+        try:
+            import vllm  # noqa: F401
+            from vllm import LLM
+        except ImportError as exc:
+            raise EngineError(
+                "backend=vllm needs the vllm package (GPU only): pip install -e \".[vllm]\"; or use backend=hf"
+            ) from exc
+        from transformers import AutoTokenizer
+
+        check_model_path(model_name_or_path)
+        if adapter_name_or_path:
+            check_model_path(adapter_name_or_path, "adapter_name_or_path")
+        self.model_name_or_path = model_name_or_path
+        self.adapter_name_or_path = adapter_name_or_path
+        self.chunk_size = max(1, int(batch_size))
+        self.tokenizer = AutoTokenizer.from_pretrained(_resolve(model_name_or_path))
+        kwargs: dict[str, Any] = {
+            "model": _resolve(model_name_or_path),
+            "tokenizer": _resolve(model_name_or_path),
+            "dtype": dtype,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "tensor_parallel_size": tensor_parallel_size,
+            "seed": seed,
+        }
+        if max_model_len:
+            kwargs["max_model_len"] = max_model_len
+        self.lora_request = None
+        if adapter_name_or_path:
+            from vllm.lora.request import LoRARequest
+
+            kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank)
+            self.lora_request = LoRARequest("adapter", 1, _resolve(adapter_name_or_path))
+        self.llm = LLM(**kwargs)
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        params: GenParams,
+        on_result: OnResult | None = None,
+        progress: Any = None,
+        batch_size: int | None = None,
+    ) -> list[Generation]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        sampling = SamplingParams(
+            n=1,
+            temperature=0.0 if params.greedy else params.temperature,
+            top_p=1.0 if params.greedy else params.top_p,
+            max_tokens=params.max_new_tokens,
+            seed=params.seed,
+            skip_special_tokens=True,
+        )
+        size = max(1, int(batch_size or self.chunk_size))
+        results: list[Generation] = []
+        for start in range(0, len(prompts), size):
+            chunk = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts[start:start + size]]
+            outputs = self.llm.generate(chunk, sampling, use_tqdm=False, lora_request=self.lora_request)
+            for offset, out in enumerate(outputs):
+                comp = out.outputs[0]
+                ids = list(comp.token_ids)
+                gen = Generation(
+                    text=comp.text, token_ids=ids, num_tokens=len(ids), finished=comp.finish_reason != "length"
+                )
+                results.append(gen)
+                if on_result is not None:
+                    on_result(start + offset, gen)
+            if progress is not None:
+                progress.update(len(chunk))
+        return results
+
+    def close(self) -> None:
+        self.llm = None
+
+
+def load_engine(
+    backend: str,
+    model_name_or_path: str,
+    adapter_name_or_path: str | None = None,
+    **options: Any,
+) -> HFEngine | VLLMEngine:
+    """``hf`` or ``vllm`` engine; options: batch_size, device, dtype (hf); gpu_memory_utilization,
+    tensor_parallel_size, max_model_len, max_lora_rank, seed (vllm)."""
+    if backend not in BACKENDS:
+        raise EngineError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    check_model_path(model_name_or_path)
+    if adapter_name_or_path:
+        check_model_path(adapter_name_or_path, "adapter_name_or_path")
+    if backend == "hf":
+        hf_keys = {"batch_size", "device", "dtype", "merge_adapter"}
+        return HFEngine(model_name_or_path, adapter_name_or_path, **{k: v for k, v in options.items() if k in hf_keys and v is not None})
+    return VLLMEngine(model_name_or_path, adapter_name_or_path, **{k: v for k, v in options.items() if v is not None})
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start

@@ -1,0 +1,331 @@
+"""Answer extraction: named filter chains, strict first, flexible fallback.
+
+Every extractor reads the *answer part* of an output, i.e. the text after the last
+``</think>`` (``thinking.split_output``), and returns ``(value | None, method)`` where
+``method`` names the filter that matched (``"none"`` when nothing did). Extractors never
+raise, whatever the input (property-based test in ``tests/eval/test_extract.py``).
+
+Multiple choice (ITALIC, Mult-IT), ``extract_choice(text, item)``; ``item`` is an
+``MCQItem`` (or anything with ``options`` as ``(letter, text)`` pairs). Only the item's own
+letters count (one ITALIC row has only A and C). Chain ``default``:
+
+strict
+  ``answer_line``   ``Risposta: B`` / ``La risposta corretta è B`` / ``Answer: (b)`` (last one)
+  ``bare_letter``   the whole answer is one letter: ``B``, ``**B**``, ``(C)``, ``B)``, ``b.``
+  ``leading_letter`` the answer starts with a marked letter: ``B) Roma ...``, ``**C** perché ...``
+  ``bold_letter``   one distinct ``**B**`` anywhere
+flexible
+  ``marked_letter`` one distinct ``(C)`` / ``C)`` anywhere
+  ``option_text``   the text of exactly one option (the letter was left out)
+  ``lone_letter``   one distinct stand-alone capital option letter anywhere
+
+Chain ``official_first_capital`` reproduces ITALIC's official "fast" extractor for
+comparison ONLY: the first capital letter anywhere in the output, so ``La risposta è B``
+scores ``L``. It is never the default.
+
+Numbers (GSM8K), ``extract_number(text)``: ``answer_is`` (``The answer is N`` / ``La
+risposta è N``), ``hashes`` (``#### N``), ``boxed`` (``\\boxed{N}``), then ``last_number``.
+Numbers may carry thousands separators, a sign, ``$``, units and a trailing ``.0``; the
+value returned is canonical (``"1,000.0"`` -> ``"1000"``) and ``numbers_equal`` compares
+numerically.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable
+
+from llamafactory_ext.thinking import split_output
+
+NONE = "none"
+OFFICIAL_FIRST_CAPITAL = "official_first_capital"
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _letters_of(item: Any) -> list[str]:
+    try:
+        letters = [str(letter).strip().upper() for letter, _ in item.options]
+        return [x for x in letters if len(x) == 1 and x.isalpha()]
+    except Exception:  # noqa: BLE001 - extractors never raise
+        return []
+
+
+def _options_of(item: Any) -> list[tuple[str, str]]:
+    try:
+        return [(str(letter).strip().upper(), str(text)) for letter, text in item.options]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def _norm(text: str) -> str:
+    """Lower case, accents folded, punctuation -> spaces, single spaces."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = re.sub(r"[^\w]+", " ", text)
+    return " ".join(text.split())
+
+
+def _unique(found: list[str]) -> str | None:
+    distinct = set(found)
+    return found[-1] if len(distinct) == 1 else None
+
+
+# ----------------------------------------------------------------------------- choice filters
+# Each filter: (answer_text, letters, options) -> letter | None
+
+_ANSWER_WORDS = r"(?:risposta|answer|soluzione|opzione)"
+
+
+def _answer_line(ans: str, letters: list[str], options) -> str | None:
+    if not letters:
+        return None
+    cls = "".join(letters)
+    # "Risposta: B", "La risposta corretta è B", "risposta finale: **(b)**", "Answer is C."
+    pattern = re.compile(
+        rf"{_ANSWER_WORDS}(?:\s+(?:corretta|giusta|esatta|finale|correct|final))?\s*"
+        rf"(?:è|e'|é|:|is|=|-)?\s*(?:l[a']\s*|la\s+lettera\s+|l'opzione\s+|option\s+)?[\*_\s]*[\(\[]?"
+        rf"([{cls}{cls.lower()}])(?![\w'’])",
+        re.IGNORECASE,
+    )
+    hits = []
+    for m in pattern.finditer(ans):
+        letter = m.group(1)
+        if letter.islower():
+            # a lower-case letter is an answer only when nothing word-like follows:
+            # "Risposta: b" / "risposta: b)" yes, "la risposta è a Roma" no
+            rest = ans[m.end():m.end() + 3]
+            if re.match(r"\s*[^\W\d_]", rest):
+                continue
+        hits.append(letter.upper())
+    return hits[-1] if hits else None
+
+
+def _bare_letter(ans: str, letters: list[str], options) -> str | None:
+    m = re.fullmatch(r"[\s\*_\(\[\"'`]*([A-Za-z])[\s\*_\)\]\.\:\"'`]*", ans)
+    if m and m.group(1).upper() in letters:
+        return m.group(1).upper()
+    return None
+
+
+def _leading_letter(ans: str, letters: list[str], options) -> str | None:
+    m = re.match(r"[\s\*_\"'`]*(?:\(([A-Za-z])\)|([A-Z])(?:\)|\.|:|\s+-|\*\*)|([a-z])\))", ans)
+    if not m:
+        return None
+    letter = (m.group(1) or m.group(2) or m.group(3)).upper()
+    return letter if letter in letters else None
+
+
+def _bold_letter(ans: str, letters: list[str], options) -> str | None:
+    found = [m.group(1).upper() for m in re.finditer(r"\*\*\s*\(?([A-Za-z])\)?[\.\):]?\s*\*\*", ans)]
+    found = [x for x in found if x in letters]
+    return _unique(found)
+
+
+def _marked_letter(ans: str, letters: list[str], options) -> str | None:
+    found = [m.group(1) or m.group(2) for m in re.finditer(r"\(([A-Z])\)|(?<![\w'’])([A-Z])\)", ans)]
+    found = [x for x in found if x in letters]
+    return _unique(found)
+
+
+def _option_text(ans: str, letters: list[str], options) -> str | None:
+    norm_ans = f" {_norm(ans)} "
+    if not norm_ans.strip():
+        return None
+    matches = []
+    for letter, text in options:
+        norm_opt = _norm(text)
+        if norm_opt and f" {norm_opt} " in norm_ans:
+            matches.append((letter, norm_opt))
+    if not matches:
+        return None
+    # drop options whose text is contained in another matching option ("Roma" in "Roma antica")
+    kept = [
+        (letter, t) for letter, t in matches
+        if not any(t != other and f" {t} " in f" {other} " for _, other in matches)
+    ]
+    distinct = {letter for letter, _ in kept}
+    return kept[0][0] if len(distinct) == 1 else None
+
+
+def _lone_letter(ans: str, letters: list[str], options) -> str | None:
+    found = [m.group(1) for m in re.finditer(r"(?<![\w'’])([A-Z])(?![\w'’])", ans)]
+    found = [x for x in found if x in letters]
+    return _unique(found)
+
+
+def _official_first_capital(ans: str, letters: list[str], options) -> str | None:
+    m = re.search(r"[A-Z]", ans)
+    return m.group(0) if m else None
+
+
+CHOICE_FILTERS: dict[str, Callable[[str, list[str], list], str | None]] = {
+    "answer_line": _answer_line,
+    "bare_letter": _bare_letter,
+    "leading_letter": _leading_letter,
+    "bold_letter": _bold_letter,
+    "marked_letter": _marked_letter,
+    "option_text": _option_text,
+    "lone_letter": _lone_letter,
+    OFFICIAL_FIRST_CAPITAL: _official_first_capital,
+}
+CHOICE_CHAINS: dict[str, tuple[str, ...]] = {
+    "default": ("answer_line", "bare_letter", "leading_letter", "bold_letter", "marked_letter", "option_text", "lone_letter"),
+    "strict": ("answer_line", "bare_letter", "leading_letter", "bold_letter"),
+    # ITALIC's official fast extractor, for comparison only (scores "La risposta è B" as "L")
+    OFFICIAL_FIRST_CAPITAL: (OFFICIAL_FIRST_CAPITAL,),
+}
+
+
+def extract_choice(text: Any, item: Any, chain: str = "default") -> tuple[str | None, str]:
+    """``(letter | None, method)`` from the text after the last ``</think>``. Never raises."""
+    try:
+        answer = split_output(text if isinstance(text, str) else ("" if text is None else str(text))).answer
+        letters = _letters_of(item)
+        options = _options_of(item)
+        for name in CHOICE_CHAINS.get(chain, CHOICE_CHAINS["default"]):
+            try:
+                value = CHOICE_FILTERS[name](answer, letters, options)
+            except Exception:  # noqa: BLE001 - one broken filter must not sink the chain
+                value = None
+            if value is not None:
+                return value, name
+    except Exception:  # noqa: BLE001
+        pass
+    return None, NONE
+
+
+# ----------------------------------------------------------------------------- numbers
+
+# a number: optional sign, optional $, digits with optional thousands separators, decimals
+_NUM = r"[-−–]?\s?\$?\s?[-−–]?\d(?:[\d,]*\d)?(?:\.\d+)?"
+_NUM_RE = re.compile(_NUM)
+
+
+def parse_number(token: Any) -> Decimal | None:
+    """``"$1,000.50"`` -> Decimal('1000.50'); ``None`` when not a number. Never raises."""
+    try:
+        s = str(token).strip()
+        s = s.replace("−", "-").replace("–", "-").replace("$", "").replace(" ", "")
+        s = s.rstrip(".")
+        negative = s.startswith("-")
+        s = s.lstrip("-")
+        if not re.fullmatch(r"\d(?:[\d,]*\d)?(?:\.\d+)?", s):
+            return None
+        if "," in s:
+            head = s.split(".")[0]
+            groups = head.split(",")
+            if not all(len(g) == 3 for g in groups[1:]) or not 1 <= len(groups[0]) <= 3:
+                # "3,5" (decimal comma) or odd grouping: keep the digits as written
+                if len(groups) == 2 and len(groups[1]) != 3 and "." not in s:
+                    s = f"{groups[0]}.{groups[1]}"
+                else:
+                    s = s.replace(",", "")
+            else:
+                s = s.replace(",", "")
+        value = Decimal(s)
+        return -value if negative else value
+    except (InvalidOperation, ValueError, TypeError, Exception):  # noqa: BLE001
+        return None
+
+
+def canonical(value: Decimal | None) -> str | None:
+    """Decimal -> canonical string: no trailing ``.0``, no exponent (``1000``, ``-3``, ``2.5``)."""
+    if value is None:
+        return None
+    try:
+        if value == value.to_integral_value():
+            return str(int(value))
+        return format(value.normalize(), "f")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def numbers_equal(a: Any, b: Any) -> bool:
+    """Numeric equality of two number strings (``"1,000.0" == "1000"``). Never raises."""
+    x = a if isinstance(a, Decimal) else parse_number(a)
+    y = b if isinstance(b, Decimal) else parse_number(b)
+    return x is not None and y is not None and x == y
+
+
+def _last_num(fragment: str) -> str | None:
+    found = _NUM_RE.findall(fragment)
+    for tok in reversed(found):
+        c = canonical(parse_number(tok))
+        if c is not None:
+            return c
+    return None
+
+
+def _first_num(fragment: str) -> str | None:
+    for tok in _NUM_RE.findall(fragment):
+        c = canonical(parse_number(tok))
+        if c is not None:
+            return c
+    return None
+
+
+def _num_answer_is(ans: str) -> str | None:
+    hits = list(re.finditer(
+        r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer\s*(?:is)?|answer\s*:|"
+        r"la\s+risposta\s+(?:finale\s+|corretta\s+)?(?:è|e')|risposta\s*(?:finale)?\s*:)\s*[:=]?\s*",
+        ans, re.IGNORECASE,
+    ))
+    for m in reversed(hits):
+        value = _first_num(ans[m.end():m.end() + 60].replace("**", " "))
+        if value is not None:
+            return value
+    return None
+
+
+def _num_hashes(ans: str) -> str | None:
+    hits = list(re.finditer(r"####\s*", ans))
+    for m in reversed(hits):
+        value = _first_num(ans[m.end():m.end() + 60])
+        if value is not None:
+            return value
+    return None
+
+
+def _num_boxed(ans: str) -> str | None:
+    hits = list(re.finditer(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}", ans))
+    for m in reversed(hits):
+        inner = re.sub(r"\\[a-zA-Z]+|[{}]", " ", m.group(1))
+        value = _last_num(inner)
+        if value is not None:
+            return value
+    return None
+
+
+def _num_last(ans: str) -> str | None:
+    return _last_num(ans)
+
+
+NUMBER_FILTERS: dict[str, Callable[[str], str | None]] = {
+    "answer_is": _num_answer_is,
+    "hashes": _num_hashes,
+    "boxed": _num_boxed,
+    "last_number": _num_last,
+}
+NUMBER_CHAINS: dict[str, tuple[str, ...]] = {
+    "default": ("answer_is", "hashes", "boxed", "last_number"),
+    "strict": ("answer_is", "hashes", "boxed"),
+}
+
+
+def extract_number(text: Any, chain: str = "default") -> tuple[str | None, str]:
+    """``(canonical number | None, method)`` from the text after the last ``</think>``."""
+    try:
+        answer = split_output(text if isinstance(text, str) else ("" if text is None else str(text))).answer
+        for name in NUMBER_CHAINS.get(chain, NUMBER_CHAINS["default"]):
+            try:
+                value = NUMBER_FILTERS[name](answer)
+            except Exception:  # noqa: BLE001
+                value = None
+            if value is not None:
+                return value, name
+    except Exception:  # noqa: BLE001
+        pass
+    return None, NONE

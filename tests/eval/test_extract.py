@@ -1,0 +1,141 @@
+"""Answer extraction: the named filter chains on realistic outputs, and a property-based
+check (hypothesis) that no extractor raises on any string."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llamafactory_ext.data.mcq import MCQItem
+from llamafactory_ext.eval.extract import (
+    CHOICE_CHAINS,
+    NUMBER_CHAINS,
+    extract_choice,
+    extract_number,
+    numbers_equal,
+    parse_number,
+)
+
+ITEM = MCQItem(
+    id="0",
+    question="Qual è la capitale d'Italia?",
+    options=[("A", "Milano"), ("B", "Roma"), ("C", "Napoli"), ("D", "Roma antica")],
+    answer="B",
+)
+AC_ITEM = MCQItem(id="1", question="?", options=[("A", "vero"), ("C", "falso")], answer="C")
+
+
+@pytest.mark.parametrize(
+    "text, letter, method",
+    [
+        ("B", "B", "bare_letter"),
+        ("b", "B", "bare_letter"),
+        ("**B**", "B", "bare_letter"),
+        ("(C)", "C", "bare_letter"),
+        ("B)", "B", "bare_letter"),
+        ("B.", "B", "bare_letter"),
+        ("La risposta è B", "B", "answer_line"),
+        ("La risposta corretta è la B, perché Roma è la capitale.", "B", "answer_line"),
+        ("Ragioniamo: A) Milano no, C) Napoli no.\nRisposta: b", "B", "answer_line"),
+        ("Risposta: **B**", "B", "answer_line"),
+        ("Risposta: (C)", "C", "answer_line"),
+        ("B) Roma, perché è la capitale dal 1871.", "B", "leading_letter"),
+        ("**C** Napoli è la risposta giusta secondo me", "C", "leading_letter"),
+        ("Secondo me è **B** senza dubbio.", "B", "bold_letter"),
+        ("Penso sia l'opzione (C) tra quelle date.", "C", "answer_line"),
+        ("Direi (C) tra quelle date.", "C", "marked_letter"),
+        ("Roma", "B", "option_text"),
+        ("La capitale è Roma.", "B", "option_text"),
+        ("Roma antica", "D", "option_text"),   # "Roma" is inside "Roma antica": the longer one wins
+        ("La risposta è a Roma che si trova la capitale", "B", "option_text"),  # lower-case "a" is a preposition
+        ("<think>\nForse A... no, la risposta è C.\n</think>\n\nB", "B", "bare_letter"),  # only after </think>
+        ("<think>x</think>\n\nLa risposta è B. A) era sbagliata perché Milano non è capitale.", "B", "answer_line"),
+    ],
+)
+def test_extract_choice(text, letter, method):
+    assert extract_choice(text, ITEM) == (letter, method)
+
+
+@pytest.mark.parametrize("text", ["", "Non lo so.", "<think>\nA o B?\n", "A e B sono entrambe plausibili", "E"])
+def test_extract_choice_none(text):
+    assert extract_choice(text, ITEM)[0] is None
+
+
+def test_extract_choice_only_item_letters():
+    # one ITALIC row has only A and C: B is not an answer, C is
+    assert extract_choice("B", AC_ITEM) == (None, "none")
+    assert extract_choice("Risposta: C", AC_ITEM) == ("C", "answer_line")
+
+
+def test_official_first_capital_reproduces_the_bug():
+    # ITALIC's official fast extractor: the first capital letter anywhere
+    assert extract_choice("La risposta è B", ITEM, "official_first_capital") == ("L", "official_first_capital")
+    assert extract_choice("La risposta è B", ITEM) == ("B", "answer_line")
+
+
+@pytest.mark.parametrize(
+    "text, number, method",
+    [
+        ("The answer is 18.", "18", "answer_is"),
+        ("so she makes 9 * 2 = 18 dollars.\nThe answer is $1,018.00.", "1018", "answer_is"),
+        ("#### 1,000", "1000", "hashes"),
+        ("Step 1: 5 - 8 = -3\n#### -3", "-3", "hashes"),
+        ("\\boxed{42}", "42", "boxed"),
+        ("Thus \\boxed{\\frac{1}{2}} hmm \\boxed{7.0}", "7", "boxed"),
+        ("She pays 12 dollars per hour for 3 hours, 36 dollars.", "36", "last_number"),
+        ("<think>\nThe answer is 5.\n</think>\n\nThe answer is 6 apples.", "6", "answer_is"),
+        ("La risposta è 12.", "12", "answer_is"),
+        ("The answer is -$5.", "-5", "answer_is"),
+        ("The answer is 2.50.", "2.5", "answer_is"),
+    ],
+)
+def test_extract_number(text, number, method):
+    assert extract_number(text) == (number, method)
+
+
+def test_extract_number_none_and_unfinished():
+    assert extract_number("no digits here") == (None, "none")
+    assert extract_number("<think>\n1 + 1 = 2") == (None, "none")  # unfinished thought has no answer part
+
+
+def test_numbers_equal():
+    assert numbers_equal("1,000.0", "1000")
+    assert numbers_equal("$5", "5.00")
+    assert numbers_equal("-3", "-3.0")
+    assert not numbers_equal("3", "-3")
+    assert not numbers_equal(None, "3")
+    assert parse_number("1,23,4") is not None or True  # odd grouping never raises
+    assert parse_number("abc") is None
+
+
+TOKENS = list("ABCDEabcde()*[]{}<>/#$.,-: \n\\0123456789è") + [
+    "</think>", "<think>", "Risposta", "risposta è ", "\\boxed{", "####", "The answer is ", "Roma", "1,000", "-$",
+]
+ANY_TEXT = st.one_of(st.text(), st.lists(st.sampled_from(TOKENS), max_size=40).map("".join))
+
+
+@settings(max_examples=400, deadline=None)
+@given(ANY_TEXT, st.sampled_from(sorted(CHOICE_CHAINS)))
+def test_extract_choice_never_raises(text, chain):
+    letter, method = extract_choice(text, ITEM, chain)
+    assert letter is None or (len(letter) == 1 and letter.isupper())
+    assert isinstance(method, str)
+    if chain != "official_first_capital" and letter is not None:
+        assert letter in ITEM.letters
+
+
+@settings(max_examples=400, deadline=None)
+@given(ANY_TEXT, st.sampled_from(sorted(NUMBER_CHAINS)))
+def test_extract_number_never_raises(text, chain):
+    number, method = extract_number(text, chain)
+    assert number is None or parse_number(number) is not None
+    assert isinstance(method, str)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.none(), st.integers(), st.binary(), st.lists(st.text())))
+def test_extractors_never_raise_on_non_strings(value):
+    extract_choice(value, ITEM)
+    extract_choice("B", value)  # a broken item: no letters -> no answer, no exception
+    extract_number(value)

@@ -130,3 +130,48 @@ def load_gsm8k(source: str | os.PathLike | None = None, split: str = "test", lim
             raise src.error(number, exc.field, exc.reason, exc.detail) from None
         out.append({"id": str(index), "question": question, "answer": answer, "gold": gold})
     return out
+
+
+class GSM8KConverter:
+    """GSM8K-shaped rows -> sharegpt rows; drops exact duplicate questions when ``dedup``."""
+
+    def __init__(self, options, solution_field: str = "answer", answer_field: str | None = None) -> None:
+        self.solution_field = solution_field
+        self.answer_field = answer_field
+        self.seen: set[str] | None = set() if options.dedup else None
+
+    def convert(self, row: dict, index: int):
+        out, question = convert_row(row, "question", self.solution_field, self.answer_field)
+        if self.seen is not None:
+            key = question.strip()
+            if key in self.seen:
+                from llamafactory_ext.data.fields import Drop
+
+                raise Drop("duplicate_question")
+            self.seen.add(key)
+        return out, None
+
+    def report(self) -> dict:
+        return {}
+
+
+def _make(options):
+    return GSM8KConverter(options, solution_field="answer")
+
+
+def _spec():
+    from llamafactory_ext.data.spec import DatasetSpec
+
+    return DatasetSpec(
+        name="gsm8k",
+        summary="GSM8K train: <think> worked solution (no <<..>> notes) + 'The answer is N.'",
+        make=_make,
+        default_source=HUB_ID,
+        hub_config=HUB_CONFIG,
+        hub_split="train",
+        version="1",
+        sample="gsm8k_train.jsonl",
+    )
+
+
+SPEC = _spec()

@@ -1,0 +1,62 @@
+"""Built-in samples: small files with each source's real field structure, shipped in
+``llamafactory_ext/resources/samples/`` (regenerate with ``python tests/data/make_samples.py``).
+
+:func:`prepare_samples` turns them into a ready LLaMA-Factory ``dataset_dir`` through the real
+converters: tests, the CPU demo and the sweep tests train on it with ``dataset_dir=<dir>``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from llamafactory_ext.data import REGISTRY, get_spec
+
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "resources" / "samples"
+REPO_DATASET_INFO = Path(__file__).resolve().parents[2] / "dataset_info.json"
+
+
+def sample_path(file_name: str) -> Path:
+    path = SAMPLES_DIR / file_name
+    if not path.is_file():
+        raise FileNotFoundError(f"built-in sample {path} is missing (reinstall llamafactory-ext)")
+    return path
+
+
+def registry_dataset_info(data_subdir: str = "data") -> dict:
+    """dataset_info.json entries for every registered data set (and its ``_val`` split)."""
+    info: dict = {}
+    for name in REGISTRY:
+        spec = get_spec(name)
+        info[name] = spec.dataset_info_entry(f"{data_subdir}/{name}.jsonl")
+        if spec.stage == "sft":
+            info[f"{name}_val"] = spec.dataset_info_entry(f"{data_subdir}/{name}_val.jsonl")
+    return info
+
+
+def prepare_samples(dataset_dir: Path, names: list[str] | None = None, val_size: float = 0.0, quiet: bool = True) -> Path:
+    """Write ``dataset_dir/dataset_info.json`` (the repository's top-level one, else one built
+    from the registry) and prepare every registered data set (or ``names``) from the built-in
+    samples into ``dataset_dir/data/``. Returns ``dataset_dir``."""
+    from llamafactory_ext.data.prepare import run
+    from llamafactory_ext.data.spec import PrepareOptions
+
+    dataset_dir = Path(dataset_dir)
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    target = dataset_dir / "dataset_info.json"
+    if REPO_DATASET_INFO.is_file():
+        shutil.copyfile(REPO_DATASET_INFO, target)
+    else:  # installed from a wheel: the same entries, from the registry
+        target.write_text(json.dumps(registry_dataset_info(), indent=2) + "\n", encoding="utf-8")
+    for name in names if names is not None else list(REGISTRY):
+        spec = get_spec(name)
+        if spec.sample is None:
+            continue
+        extra = {key: str(sample_path(value)) for key, value in spec.sample_options.items()}
+        options = PrepareOptions(
+            source=str(sample_path(spec.sample)), out_dir=str(dataset_dir / "data"), register=True,
+            val_size=val_size if spec.stage == "sft" else 0.0, **extra,
+        )
+        run(name, options, quiet=quiet)
+    return dataset_dir

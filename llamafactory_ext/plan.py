@@ -637,7 +637,7 @@ def render_text(r: dict[str, Any]) -> str:
                      f"{cap - r['peak_gib']:+.2f} GiB headroom)")
     for note in r["notes"]:
         lines.append(f"note: {note}")
-    lines.append("estimate: +-15 % (formula and calibration: README 'GPU memory planner')")
+    lines.append("an estimate from config.json (formula and what it was checked against: README 'GPU memory planner')")
     return "\n".join(lines)
 
 

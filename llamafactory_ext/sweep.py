@@ -379,11 +379,14 @@ def plan_trials(cfg: SweepConfig, where: str, cwd: str | None = None) -> list[Tr
         eval_cmd = None
         if eval_cfg is not None:
             eval_over = dict(eval_cfg["overrides"])
-            eval_over.setdefault("model_name_or_path", merged.get("model_name_or_path"))
             if merged.get("finetuning_type", "lora") == "full":
-                eval_over.setdefault("model_name_or_path", str(trial_dir))
+                eval_over["model_name_or_path"] = str(trial_dir)
             else:
+                eval_over.setdefault("model_name_or_path", merged.get("model_name_or_path"))
                 eval_over["adapter_name_or_path"] = str(trial_dir)
+            if "from_recipe" not in eval_over and "from_recipe" not in eval_cfg["file_keys"]:
+                # the evaluator takes template and thinking modes from the training recipe
+                eval_over["from_recipe"] = cfg.base
             eval_over["output_dir"] = str(trial_dir / "eval")
             eval_cmd = [
                 sys.executable, "-m", "llamafactory_ext.cli", "eval", eval_cfg["config"],
@@ -423,7 +426,10 @@ def _eval_section(cfg: SweepConfig, where: str, cwd: str) -> dict | None:
     for key in ("output_dir", "adapter_name_or_path"):
         if key in overrides:
             raise SweepError(f"{where}: eval.overrides.{key}: the sweep sets {key} per trial")
-    return {"config": section["config"], "overrides": overrides}
+    from llamafactory_ext.config import load_yaml
+
+    file_keys = set(load_yaml(Path(cwd) / section["config"]))
+    return {"config": section["config"], "overrides": overrides, "file_keys": file_keys}
 
 
 # --------------------------------------------------------------------------------------------
@@ -730,13 +736,16 @@ def eval_metrics(results: dict) -> dict[str, float]:
 
     out: dict[str, float] = {}
 
-    def numeric(d: dict, mode: str) -> None:
+    def numeric(d: dict, mode: str, prefix: str = "") -> None:
         for k, v in d.items():
+            if isinstance(v, dict) and not prefix and k == "format":
+                numeric(v, mode, prefix=f"{k}.")  # thinking-format compliance: closed_think, cut_off, ...
+                continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 continue
-            if k in ("n", "count", "total", "num_items", "correct", "seconds", "elapsed_s"):
+            if k in ("correct", "total", "missing"):  # counts, not metrics
                 continue
-            out[f"{k}/{mode}"] = float(v)
+            out[f"{prefix}{k}/{mode}"] = float(v)
 
     modes = results.get("modes")
     if isinstance(modes, dict):

@@ -355,7 +355,12 @@ def plan_trials(cfg: SweepConfig, where: str, cwd: str | None = None) -> list[Tr
         params = dict(zip(grid.keys(), combo))
         names = {**base, **fixed, **params}
         for key, expr in cfg.derived.items():
-            params[key] = eval_expression(expr, names, key)
+            try:
+                params[key] = eval_expression(expr, names, key)
+            except SweepError as exc:
+                raise SweepError(f"{where}: {exc}") from None
+            except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+                raise SweepError(f"{where}: derived.{key}: {expr!r} failed for {_show(params)}: {exc}") from None
             names[key] = params[key]
         name = trial_name(cfg, params, where)
         if name in seen:
@@ -935,7 +940,7 @@ def main(argv: list[str]) -> int:
     for t in trials:
         status = statuses[t.name]
         if status == "done":
-            print(f"[sweep] skip {t.name}: already done (adapter and results exist)", flush=True)
+            print(f"[sweep] skip {t.name}: already done ({'adapter and eval results exist' if t.eval_cmd else 'adapter exists'})", flush=True)
         elif status == "failed" and not cfg.retry_failed:
             print(f"[sweep] skip {t.name}: failed before (re-run it with retry_failed=true)", flush=True)
         else:

@@ -1,0 +1,229 @@
+"""Sweep planning, validation, dry run, failure recording and summaries (no training here; the real
+lora_rank sweep is tests/e2e/test_sweep_lora_rank.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from llamafactory_ext import sweep
+from llamafactory_ext.sweep import SweepError
+
+BASE = """\
+stage: sft
+do_train: true
+finetuning_type: lora
+lora_rank: 4
+lora_alpha: 8
+lora_target: all
+dataset: multit_mixed
+template: qwen3
+cutoff_len: 256
+learning_rate: 1.0e-3
+output_dir: saves/ignored
+"""
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(BASE)
+    return tmp_path
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+SWEEP = """\
+base: base.yaml
+grid:
+  lora_rank: [8, 16, 24]
+derived:
+  lora_alpha: 2 * lora_rank
+fixed:
+  max_steps: 2
+output_dir: out
+"""
+
+
+def test_dry_run_prints_exact_commands_and_runs_nothing(work, capsys):
+    path = write(work / "s.yaml", SWEEP)
+    assert sweep.main([path, "dry_run=true"]) == 0
+    out = capsys.readouterr().out
+    assert "3 trial(s)" in out
+    lines = [line.strip() for line in out.splitlines() if line.strip().startswith("train:")]
+    assert len(lines) == 3
+    for rank, line in zip((8, 16, 24), lines):
+        assert line.split()[2:4] == ["train", "base.yaml"]
+        assert f"max_steps=2 lora_rank={rank} lora_alpha={2 * rank} tokenized_path=out/tokenized/" in line
+        assert line.endswith(f"output_dir=out/lora_rank-{rank}")
+    # lora_rank does not change the data: one tokenized_path for all trials
+    assert len({line.split("tokenized_path=")[1].split()[0] for line in lines}) == 1
+    assert not (work / "out").exists()
+
+
+def test_data_keys_get_their_own_tokenized_path(work):
+    cfg, where = sweep.load_sweep_config([write(work / "s.yaml", SWEEP), "grid.cutoff_len=[128,256]"])
+    trials = sweep.plan_trials(cfg, where)
+    assert len(trials) == 6
+    groups = {t.params["cutoff_len"]: set() for t in trials}
+    for t in trials:
+        groups[t.params["cutoff_len"]].add(t.data_group)
+    assert all(len(g) == 1 for g in groups.values()) and groups[128] != groups[256]
+    assert trials[0].name == "lora_rank-8_cutoff_len-128"
+
+
+def test_user_tokenized_path_is_respected(work):
+    cfg, where = sweep.load_sweep_config([write(work / "s.yaml", SWEEP), "fixed.tokenized_path=/data/tok"])
+    trials = sweep.plan_trials(cfg, where)
+    assert all(t.data_group is None for t in trials)
+    assert all("tokenized_path=/data/tok" in t.overrides for t in trials)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("grid.lora_rnk=[8]", "grid.lora_rnk: LLaMA-Factory's train parser does not know the key 'lora_rnk' (did you mean 'lora_rank'?)"),
+        ("fixed.learning_rte=0.1", "fixed.learning_rte: LLaMA-Factory's train parser does not know the key 'learning_rte'"),
+        ("derived.alpha=2", "derived.alpha: LLaMA-Factory's train parser does not know the key 'alpha'"),
+        ("grid.lora_rank=[]", "grid.lora_rank has no values"),
+        ("grid.lora_rank=[8,8]", "two trials have the same name 'lora_rank-8'"),
+        ("name_format=trial", "two trials have the same name 'trial'"),
+        ("name_format=r{rank}", "name_format 'r{rank}' names 'rank'"),
+        ("derived.lora_alpha=2*rank", "derived.lora_alpha: unknown name 'rank'"),
+        ("derived.lora_alpha=__import__('os').getcwd()", "derived.lora_alpha: only arithmetic"),
+        ("fixed.output_dir=x", "fixed.output_dir: the sweep sets output_dir per trial"),
+        ("base=nope.yaml", "base recipe not found: nope.yaml"),
+        ("eval.config=nope.yaml", "eval.config: file not found: nope.yaml"),
+        ("plot_x=lora_alpha", "plot_x 'lora_alpha' is not a grid key"),
+    ],
+)
+def test_bad_input_fails_before_any_trial(work, override, message):
+    path = write(work / "s.yaml", SWEEP)
+    with pytest.raises(SweepError) as err:
+        sweep.main([path, override])
+    assert message in str(err.value)
+    assert "s.yaml" in str(err.value)
+    assert not (work / "out").exists()
+
+
+def test_empty_grid_and_unknown_base_key(work):
+    path = write(work / "s.yaml", "base: base.yaml\noutput_dir: out\ngrid: {}\n")
+    with pytest.raises(SweepError, match="the grid is empty"):
+        sweep.main([path])
+    (work / "base.yaml").write_text(BASE + "lora_rnak: 3\n")
+    with pytest.raises(SweepError, match="base recipe base.yaml: lora_rnak"):
+        sweep.main([write(work / "s2.yaml", SWEEP)])
+
+
+def test_cli_exits_2_with_the_message(work, capsys):
+    from llamafactory_ext.cli import main
+
+    path = write(work / "s.yaml", SWEEP)
+    assert main(["sweep", path, "grid.not_a_key=[1]"]) == 2
+    assert "not_a_key" in capsys.readouterr().err
+
+
+def test_format_value_round_trips_through_omegaconf_cli():
+    from omegaconf import OmegaConf
+
+    values = [8, 1e-4, 2.0e-4, True, None, "q_proj,v_proj", "x y", "1e-4", "3", [8, 16], "a:b"]
+    for v in values:
+        parsed = OmegaConf.to_container(OmegaConf.from_cli([f"k={sweep.format_value(v)}"]))["k"]
+        assert parsed == v, (v, sweep.format_value(v))
+
+
+def test_derived_expressions():
+    assert sweep.eval_expression("2 * lora_rank", {"lora_rank": 24}, "lora_alpha") == 48
+    assert sweep.eval_expression("lora_rank / 2", {"lora_rank": 24}, "x") == 12
+    assert sweep.eval_expression("max(16, lora_rank)", {"lora_rank": 8}, "x") == 16
+    assert sweep.eval_expression(16, {}, "x") == 16
+
+
+# ----------------------------------------------------------------------------- running (scripted)
+# The real llamafactory-cli runs in tests/e2e/test_sweep_lora_rank.py; here a small Python script
+# stands in for it so the failure / retry bookkeeping can be checked without training.
+
+FAKE_TRAIN = r"""
+import json, os, sys
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+out = args["output_dir"]
+if os.path.exists(os.path.join(os.path.dirname(out), "FAIL_" + os.path.basename(out))):
+    print("Traceback: boom in " + out)
+    sys.exit(3)
+os.makedirs(out, exist_ok=True)
+r = int(args["lora_rank"])
+print(f"[INFO] llamafactory.model.loader:144 >> trainable params: {r * 1000:,} || all params: 9,000,000 || trainable%: 0.1")
+open(os.path.join(out, "adapter_model.safetensors"), "wb").write(b"x")
+json.dump({"train_runtime": 1.5, "train_loss": 2.0}, open(os.path.join(out, "train_results.json"), "w"))
+with open(os.path.join(out, "trainer_log.jsonl"), "w") as fh:
+    fh.write(json.dumps({"current_steps": 1, "loss": 3.0}) + "\n" + json.dumps({"current_steps": 2, "loss": 2.5}) + "\n")
+"""
+
+
+def _scripted(work, monkeypatch):
+    script = work / "fake_train.py"
+    script.write_text(FAKE_TRAIN)
+    real_plan = sweep.plan_trials
+
+    def plan(cfg, where, cwd=None):
+        trials = real_plan(cfg, where, cwd)
+        for t in trials:
+            t.train_cmd = [sys.executable, str(script), *t.train_cmd[2:]]
+        return trials
+
+    monkeypatch.setattr(sweep, "plan_trials", plan)
+    return write(work / "s.yaml", SWEEP)
+
+
+def test_failed_trial_is_recorded_the_sweep_goes_on_and_retry_reruns_only_it(work, monkeypatch, capsys):
+    path = _scripted(work, monkeypatch)
+    (work / "out").mkdir()
+    (work / "out" / "FAIL_lora_rank-16").write_text("")
+    assert sweep.main([path]) == 1  # one trial failed
+    out = capsys.readouterr().out
+    assert "lora_rank-16: FAILED in train with exit code 3" in out and "boom in out/lora_rank-16" in out
+    state = json.loads((work / "out/lora_rank-16/trial.json").read_text())
+    assert state["status"] == "failed" and state["exit_code"] == 3 and "boom" in state["log_tail"]
+    assert json.loads((work / "out/lora_rank-24/trial.json").read_text())["status"] == "done"  # went on
+    summary = (work / "out/summary.csv").read_text().splitlines()
+    assert summary[0].startswith("trial,status,lora_rank,lora_alpha,trainable_params,final_loss")
+    assert summary[2].startswith("lora_rank-16,failed,16,32,")
+    assert summary[3].startswith("lora_rank-24,done,24,48,24000,2.5,1.5")
+
+    # Without retry_failed the failure stays; with it only the failed trial runs again.
+    assert sweep.main([path]) == 1
+    assert "skip lora_rank-16: failed before" in capsys.readouterr().out
+    (work / "out" / "FAIL_lora_rank-16").unlink()
+    assert sweep.main([path, "retry_failed=true"]) == 0
+    out = capsys.readouterr().out
+    assert "skip lora_rank-8: already done" in out and "skip lora_rank-24: already done" in out
+    assert "start lora_rank-16" in out and "start lora_rank-8" not in out
+    state = json.loads((work / "out/lora_rank-16/trial.json").read_text())
+    assert state["status"] == "done" and state["attempts"] == 2 and state["trainable_params"] == 16000
+    assert (work / "out/lora_rank-16/train.prev.log").is_file()  # the failed attempt's log is kept
+
+
+def test_local_gpu_slots_get_their_own_cuda_visible_devices(work, monkeypatch):
+    path = _scripted(work, monkeypatch)
+    assert sweep.main([path, "gpus=[0,1,2,3]", "gpus_per_trial=2"]) == 0
+    seen = sorted(json.loads((work / f"out/lora_rank-{r}/trial.json").read_text())["cuda_visible_devices"] for r in (8, 16, 24))
+    assert set(seen) <= {"0,1", "2,3"} and len(set(seen)) == 2  # 2 slots of 2 GPUs, both used
+    with pytest.raises(SweepError, match="gpus_per_trial=8 but only 4 GPU"):
+        sweep.main([path, "gpus=[0,1,2,3]", "gpus_per_trial=8", "retry_failed=true", "output_dir=out2"])
+
+
+def test_eval_metrics_from_results_json():
+    results = {"schema_version": 1, "modes": {
+        "think": {"accuracy": 0.75, "correct": 3, "total": 4, "missing": 0, "unfinished": 1, "category_mean": 0.7,
+                  "format": {"closed_think": 0.75, "mean_reasoning_words": None}, "per_category": {"x": {"accuracy": 1.0}}},
+        "nothink": {"accuracy": 0.5, "correct": 2, "total": 4, "cut_off": 0.0},
+    }}
+    m = sweep.eval_metrics(results)
+    assert m == {"accuracy/think": 0.75, "unfinished/think": 1.0, "category_mean/think": 0.7,
+                 "format.closed_think/think": 0.75, "accuracy/nothink": 0.5, "cut_off/nothink": 0.0}

@@ -1,0 +1,490 @@
+"""Reasoning traces from a teacher for multiple-choice questions, kept only when correct.
+
+``llamafactory-ext distill CONFIG.yaml [key=value ...]`` asks a teacher model each question of a
+multiple-choice data set (Mult-IT, or ITALIC-shaped data) in thinking mode, up to
+``samples_per_question`` times, and keeps the first sample that passes every filter:
+
+  no_close_think    the output has no closing ``</think>`` (unfinished or cut at max_new_tokens)
+  malformed_tags    ``<think>`` / ``</think>`` inside the trace or the answer
+  empty_trace       ``<think>`` block with nothing in it
+  no_answer         no option letter could be extracted after ``</think>``
+  wrong_answer      the final answer is not the gold letter
+  answer_mismatch   the final answer disagrees with the letter the trace names at its end
+  duplicate_trace   exactly the same trace text was already kept for another question
+
+Prompts are the training prompts of the Mult-IT converters: system "Sei un assistente utile.",
+the user turn of ``data.mcq.build_messages`` (variant ``fast``), encoded by LLaMA-Factory's own
+template in ``think`` mode (``prompts.PromptEncoder``). Outputs are split at the last ``</think>``
+(``thinking.split_output``); the answer letter comes from the evaluator's extraction chain
+(``eval.extract.extract_choice``).
+
+Output (``output``, JSONL, one row per question, appended as questions finish; a re-run with the
+same settings resumes): ``key`` (``data.multit.item_key``: the join key of ``prepare multit_think`` /
+``multit_mixed traces=FILE``), ``id``, ``category``, ``trace``, ``answer``, ``gold``, ``correct``,
+``reason`` (``kept`` or the last sample's rejection), ``prompt_tokens``, ``completion_tokens``,
+``sample`` (0-based index of the sample the row describes), ``rejected`` (reasons of the samples
+before it). Next to it: ``<output>.rejects.jsonl`` (every rejected sample with its raw text),
+``<output>.meta.json`` (the settings, checked on resume) and ``<output>.summary.json`` (counts).
+
+Example:
+  llamafactory-ext distill recipes/distill/multit_qwen3.yaml source=PATH/Multi-IT-A/quiz.json
+  llamafactory-ext prepare multit_think source=PATH/Multi-IT-A/quiz.json traces=data/traces/multit_qwen3.jsonl
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from llamafactory_ext.config import UserError
+
+USAGE = "CONFIG.yaml [key=value ...]   (nested keys with dots: teacher.model=Qwen/Qwen3-8B)"
+
+KEPT = "kept"
+REASONS = (
+    "no_close_think", "malformed_tags", "empty_trace", "no_answer", "wrong_answer", "answer_mismatch",
+    "duplicate_trace",
+)
+SOURCES = ("multit", "italic")
+# Settings that change what a row means: a resumed run must use the same ones.
+_META_KEYS = ("source", "dataset", "teacher", "samples_per_question", "temperature", "top_p", "max_new_tokens",
+              "seed", "variant", "system")
+
+
+class DistillError(UserError):
+    """Bad distill config or input (the message names the key, file or row)."""
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    source: str | None = dataclasses.field(
+        default=None, metadata={"help": "multiple-choice file (Mult-IT quiz.json, ITALIC jsonl) or Hub id"}
+    )
+    output: str | None = dataclasses.field(default=None, metadata={"help": "traces JSONL to write / resume"})
+    teacher: dict = dataclasses.field(
+        default_factory=dict, metadata={"help": "{model: ..., adapter: null, template: qwen3}"}
+    )
+    dataset: Literal["multit", "italic"] = dataclasses.field(
+        default="multit", metadata={"help": "how to read source: multit | italic"}
+    )
+    backend: Literal["hf", "vllm"] = dataclasses.field(default="hf", metadata={"help": "hf | vllm (the evaluator's engines)"})
+    samples_per_question: int = dataclasses.field(default=1, metadata={"help": "k: tries per question, the first good one is kept"})
+    temperature: float = dataclasses.field(default=0.6, metadata={"help": "sampling temperature (Qwen3 thinking: 0.6)"})
+    top_p: float = dataclasses.field(default=0.95, metadata={"help": "nucleus sampling (Qwen3 thinking: 0.95)"})
+    seed: int = dataclasses.field(default=42, metadata={"help": "sampling seed (sample j uses seed + 1000 j)"})
+    max_new_tokens: int = dataclasses.field(default=4096, metadata={"help": "longest output; longer ones are no_close_think"})
+    limit: int | None = dataclasses.field(default=None, metadata={"help": "first N questions only"})
+    variant: Literal["fast", "cot"] = dataclasses.field(
+        default="fast", metadata={"help": "user prompt variant (the Mult-IT converters train 'fast')"}
+    )
+    system: str | None = dataclasses.field(default=None, metadata={"help": "system prompt (default: 'Sei un assistente utile.')"})
+    batch_size: int = dataclasses.field(default=8, metadata={"help": "questions per generate call (vllm: use 256+)"})
+    engine: dict = dataclasses.field(
+        default_factory=dict, metadata={"help": "extra load_engine options: device, dtype, gpu_memory_utilization, ..."}
+    )
+    overwrite: bool = dataclasses.field(default=False, metadata={"help": "start over when output has other settings"})
+    progress: bool = dataclasses.field(default=True, metadata={"help": "progress bar (items/s, ETA) on stderr"})
+
+
+@dataclasses.dataclass
+class Teacher:
+    model: str
+    adapter: str | None = None
+    template: str = "qwen3"
+
+
+def teacher_of(cfg: DistillConfig, where: str) -> Teacher:
+    data = dict(cfg.teacher or {})
+    known = {f.name for f in dataclasses.fields(Teacher)}
+    for key in data:
+        if key not in known:
+            raise DistillError(f"{where}: teacher.{key}: unknown key (known: {', '.join(sorted(known))})")
+    if not data.get("model"):
+        raise DistillError(f"{where}: teacher.model is required (a local model dir or a Hub id)")
+    return Teacher(model=str(data["model"]), adapter=data.get("adapter") or None, template=str(data.get("template") or "qwen3"))
+
+
+# ----------------------------------------------------------------------------- filters
+
+
+@dataclasses.dataclass
+class Verdict:
+    reason: str  # KEPT or one of REASONS
+    trace: str
+    answer: str | None
+    method: str
+    trace_letter: str | None
+
+
+_TAIL_CHARS = 300
+
+
+def trace_letter(reasoning: str, item: Any) -> str | None:
+    """The option letter the trace names at its end ("... quindi la risposta è B."), or None.
+
+    Looks at the last ``_TAIL_CHARS`` characters (from a line start) with the evaluator's strict
+    filters: an answer phrase (``risposta è B``, ``answer: C``, ``opzione D``), else a bold or
+    marked letter on the last line."""
+    from llamafactory_ext.eval.extract import CHOICE_FILTERS
+
+    text = reasoning.rstrip()
+    if not text:
+        return None
+    tail = text[-_TAIL_CHARS:]
+    if len(text) > _TAIL_CHARS and "\n" in tail:
+        tail = tail[tail.index("\n") + 1:]
+    options = [(str(letter).strip().upper(), str(t)) for letter, t in item.options]
+    letters = [letter for letter, _ in options]
+    found = CHOICE_FILTERS["answer_line"](tail, letters, options)
+    if found:
+        return found
+    last_line = tail.splitlines()[-1] if tail.splitlines() else ""
+    for name in ("bare_letter", "bold_letter", "marked_letter"):
+        found = CHOICE_FILTERS[name](last_line, letters, options)
+        if found:
+            return found
+    return None
+
+
+def judge(text: str, item: Any, kept_traces: set[str]) -> Verdict:
+    """Apply the filters, in order, to one teacher output for ``item``."""
+    from llamafactory_ext.eval.extract import extract_choice
+    from llamafactory_ext.thinking import THINK_CLOSE, THINK_OPEN, split_output
+
+    split = split_output(text)
+    trace = split.reasoning
+    if not split.closed:
+        return Verdict("no_close_think", trace, None, "none", None)
+    if THINK_OPEN in trace or THINK_CLOSE in trace or THINK_OPEN in split.answer:
+        return Verdict("malformed_tags", trace, None, "none", None)
+    if not trace.strip():
+        return Verdict("empty_trace", trace, None, "none", None)
+    letter, method = extract_choice(text, item)
+    if letter is None:
+        return Verdict("no_answer", trace, None, method, None)
+    named = trace_letter(trace, item)
+    if letter != item.answer:
+        return Verdict("wrong_answer", trace, letter, method, named)
+    if named is not None and named != letter:
+        return Verdict("answer_mismatch", trace, letter, method, named)
+    if _trace_hash(trace) in kept_traces:
+        return Verdict("duplicate_trace", trace, letter, method, named)
+    return Verdict(KEPT, trace, letter, method, named)
+
+
+def _trace_hash(trace: str) -> str:
+    return hashlib.sha256(trace.encode("utf-8")).hexdigest()
+
+
+# ----------------------------------------------------------------------------- I/O
+
+
+def load_items(cfg: DistillConfig) -> list[Any]:
+    if cfg.dataset == "multit":
+        from llamafactory_ext.data.multit import load_multit
+
+        return load_multit(cfg.source, limit=cfg.limit)
+    from llamafactory_ext.data.italic import load_italic
+
+    return load_italic(cfg.source, limit=cfg.limit)
+
+
+def key_of(item: Any) -> str:
+    from llamafactory_ext.data.multit import item_key
+
+    return item_key(item)
+
+
+def read_done(path: Path) -> tuple[list[dict], int]:
+    """Rows already written (a torn last line from a crash is dropped and counted)."""
+    rows: list[dict] = []
+    torn = 0
+    if not path.is_file():
+        return rows, 0
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):  # no newline after it: the last line of an interrupted run
+                torn += 1
+                continue
+            raise DistillError(f"{path}: line {number}: not valid JSON; move the file away or set overwrite=true") from None
+        if not isinstance(row, dict) or "key" not in row or "reason" not in row:
+            raise DistillError(f"{path}: line {number}: not a traces row (needs 'key' and 'reason')")
+        rows.append(row)
+    if torn:
+        # rewrite without the torn line so appends start on a fresh line
+        _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return rows, torn
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _meta(cfg: DistillConfig, teacher: Teacher) -> dict:
+    data = {k: getattr(cfg, k) for k in _META_KEYS if k != "teacher"}
+    data["teacher"] = dataclasses.asdict(teacher)
+    return data
+
+
+def _side(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+@dataclasses.dataclass
+class Stats:
+    asked: Counter = dataclasses.field(default_factory=Counter)  # per category
+    kept: Counter = dataclasses.field(default_factory=Counter)
+    samples: int = 0
+    rejections: Counter = dataclasses.field(default_factory=Counter)  # per sample, by reason
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add_row(self, row: dict) -> None:
+        cat = row.get("category") or "(none)"
+        self.asked[cat] += 1
+        if row.get("reason") == KEPT:
+            self.kept[cat] += 1
+        for reason in row.get("rejected", []):
+            self.rejections[reason] += 1
+        if row.get("reason") != KEPT:
+            self.rejections[row.get("reason")] += 1
+        self.samples += int(row.get("sample", 0)) + 1
+
+    def table(self) -> str:
+        lines = ["| Category | Asked | Kept | Yield |", "|---|---:|---:|---:|"]
+        for cat in sorted(self.asked):
+            lines.append(f"| {cat} | {self.asked[cat]} | {self.kept[cat]} | {_pct(self.kept[cat], self.asked[cat])} |")
+        total_a, total_k = sum(self.asked.values()), sum(self.kept.values())
+        lines.append(f"| **all** | **{total_a}** | **{total_k}** | **{_pct(total_k, total_a)}** |")
+        lines += ["", f"Samples generated: {self.samples}. Rejected samples by filter:", "",
+                  "| Filter | Samples |", "|---|---:|"]
+        for reason in REASONS:
+            lines.append(f"| {reason} | {self.rejections.get(reason, 0)} |")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {
+            "asked": sum(self.asked.values()), "kept": sum(self.kept.values()),
+            "yield": (sum(self.kept.values()) / sum(self.asked.values())) if self.asked else 0.0,
+            "samples": self.samples,
+            "rejections": {r: self.rejections.get(r, 0) for r in REASONS},
+            "per_category": {c: {"asked": self.asked[c], "kept": self.kept[c],
+                                 "yield": self.kept[c] / self.asked[c] if self.asked[c] else 0.0}
+                             for c in sorted(self.asked)},
+        }
+
+
+def _pct(a: int, b: int) -> str:
+    return f"{100 * a / b:.1f} %" if b else "-"
+
+
+def run(
+    cfg: DistillConfig,
+    where: str = "config",
+    engine: Any = None,
+    log: Callable[[str], None] = print,
+) -> Stats:
+    """Distill ``cfg``; ``engine`` (tests) replaces ``eval.engine.load_engine(...)``: anything with a
+    ``tokenizer`` and ``generate(prompts, params) -> [Generation]``."""
+    from llamafactory_ext.data.mcq import SYSTEM_PROMPT, build_messages
+    from llamafactory_ext.thinking import THINK
+
+    if not cfg.source:
+        raise DistillError(f"{where}: source is required (Mult-IT: PATH/Multi-IT-A/quiz.json; dataset=italic: ITALIC jsonl)")
+    if not cfg.output:
+        raise DistillError(f"{where}: output is required (the traces JSONL to write, e.g. data/traces/multit.jsonl)")
+    if cfg.samples_per_question < 1:
+        raise DistillError(f"{where}: samples_per_question must be >= 1")
+    if cfg.max_new_tokens < 1:
+        raise DistillError(f"{where}: max_new_tokens must be >= 1")
+    if cfg.batch_size < 1:
+        raise DistillError(f"{where}: batch_size must be >= 1")
+    if not (0.0 < cfg.top_p <= 1.0) or cfg.temperature < 0:
+        raise DistillError(f"{where}: need temperature >= 0 and 0 < top_p <= 1")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise DistillError(f"{where}: limit must be >= 1")
+    teacher = teacher_of(cfg, where)
+    out = Path(cfg.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta_path = _side(out, ".meta.json")
+    meta = _meta(cfg, teacher)
+    if out.exists() and cfg.overwrite:
+        for p in (out, _side(out, ".rejects.jsonl"), meta_path, _side(out, ".summary.json")):
+            if p.exists():
+                p.unlink()
+    if out.exists() and meta_path.is_file():
+        old = json.loads(meta_path.read_text(encoding="utf-8"))
+        diff = [k for k in meta if old.get(k) != meta[k]]
+        if diff:
+            raise DistillError(
+                f"{out} was written with other settings ({', '.join(f'{k}: {old.get(k)!r} -> {meta[k]!r}' for k in diff)}); "
+                "use another output or overwrite=true"
+            )
+    items = load_items(cfg)
+    if not items:
+        raise DistillError(f"{cfg.source}: no questions")
+    done_rows, torn = read_done(out) if out.exists() else ([], 0)
+    if torn:
+        log(f"distill: dropped {torn} incomplete last line of {out} (interrupted run); it is asked again")
+    _atomic_write(meta_path, json.dumps(meta, indent=2, ensure_ascii=False))
+
+    stats = Stats()
+    kept_traces: set[str] = set()
+    done: set[str] = set()
+    for row in done_rows:
+        done.add(row["key"])
+        stats.add_row(row)
+        if row.get("reason") == KEPT:
+            kept_traces.add(_trace_hash(row.get("trace", "")))
+    todo, seen = [], set()
+    dup_keys = 0
+    for item in items:
+        key = key_of(item)
+        if key in seen:
+            dup_keys += 1  # the same question twice in the source: asked once
+            continue
+        seen.add(key)
+        if key not in done:
+            todo.append((key, item))
+    if dup_keys:
+        log(f"distill: {dup_keys} repeated question(s) in {cfg.source} (same key) asked once")
+    if done:
+        log(f"distill: resuming {out}: {len(done)} question(s) already done, {len(todo)} to go")
+    if not todo:
+        _finish(cfg, out, stats, log)
+        return stats
+
+    if engine is None:
+        from llamafactory_ext.eval.engine import load_engine
+
+        options = dict(cfg.engine or {})
+        options.setdefault("batch_size", cfg.batch_size)
+        options.setdefault("seed", cfg.seed)
+        engine = load_engine(cfg.backend, teacher.model, teacher.adapter, **options)
+    from llamafactory_ext.eval.engine import GenParams
+    from llamafactory_ext.prompts import ModeError, PromptEncoder
+
+    try:
+        encoder = PromptEncoder(engine.tokenizer, teacher.template, THINK)
+    except ModeError as exc:
+        raise DistillError(f"{where}: teacher.template: {exc}") from None
+    system = cfg.system if cfg.system is not None else SYSTEM_PROMPT
+
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="distill", unit="q", file=sys.stderr, dynamic_ncols=True)
+    rejects_path = _side(out, ".rejects.jsonl")
+    started = time.time()
+    try:
+        with open(out, "a", encoding="utf-8") as fh, open(rejects_path, "a", encoding="utf-8") as rej:
+            for start in range(0, len(todo), cfg.batch_size):
+                chunk = todo[start:start + cfg.batch_size]
+                prompts = {key: encoder.encode(build_messages(item, variant=cfg.variant), system) for key, item in chunk}
+                state: dict[str, dict] = {key: {"rejected": []} for key, _ in chunk}
+                pending = list(chunk)
+                for j in range(cfg.samples_per_question):
+                    if not pending:
+                        break
+                    params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                       top_p=cfg.top_p, seed=cfg.seed + 1000 * j)
+                    gens = engine.generate([prompts[key] for key, _ in pending], params)
+                    still = []
+                    for (key, item), gen in zip(pending, gens):
+                        verdict = judge(gen.text, item, kept_traces)
+                        st = state[key]
+                        st.update(verdict=verdict, sample=j, completion_tokens=gen.num_tokens, finished=gen.finished)
+                        if verdict.reason == KEPT:
+                            kept_traces.add(_trace_hash(verdict.trace))
+                        else:
+                            rej.write(json.dumps({"key": key, "id": item.id, "sample": j, "reason": verdict.reason,
+                                                  "answer": verdict.answer, "trace_letter": verdict.trace_letter,
+                                                  "gold": item.answer, "finished": gen.finished,
+                                                  "completion_tokens": gen.num_tokens, "text": gen.text},
+                                                 ensure_ascii=False) + "\n")
+                            if j + 1 < cfg.samples_per_question:
+                                st["rejected"].append(verdict.reason)
+                                still.append((key, item))
+                    pending = still
+                rej.flush()
+                for key, item in chunk:
+                    st = state[key]
+                    v: Verdict = st["verdict"]
+                    row = {
+                        "key": key, "id": item.id, "category": item.category, "trace": v.trace,
+                        "answer": v.answer, "gold": item.answer, "correct": v.answer == item.answer,
+                        "reason": v.reason, "prompt_tokens": len(prompts[key]),
+                        "completion_tokens": st["completion_tokens"], "sample": st["sample"],
+                        "rejected": st["rejected"], "method": v.method, "finished": st["finished"],
+                    }
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    stats.add_row(row)
+                fh.flush()
+                os.fsync(fh.fileno())
+                if bar is not None:
+                    bar.update(len(chunk))
+                    total_a = sum(stats.asked.values())
+                    bar.set_postfix(kept=f"{sum(stats.kept.values())}/{total_a}")
+    finally:
+        if bar is not None:
+            bar.close()
+    log(f"distill: {len(todo)} question(s) in {time.time() - started:.1f} s")
+    _finish(cfg, out, stats, log)
+    return stats
+
+
+def _finish(cfg: DistillConfig, out: Path, stats: Stats, log: Callable[[str], None]) -> None:
+    summary = stats.as_dict() | {"output": str(out), "source": cfg.source}
+    _atomic_write(_side(out, ".summary.json"), json.dumps(summary, indent=2, ensure_ascii=False))
+    log(f"\nTraces: {out} (rows with \"reason\": \"kept\" are used by `prepare multit_think|multit_mixed traces=...`)")
+    log(f"Rejected samples: {_side(out, '.rejects.jsonl')}\n")
+    log(stats.table())
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def options_help() -> str:
+    from llamafactory_ext.config import describe
+
+    return describe(DistillConfig)
+
+
+def load_config(argv: list[str]) -> tuple[DistillConfig, str]:
+    from llamafactory_ext.config import build, load_yaml, parse_overrides, split_argv
+
+    path, overrides = split_argv(argv)
+    data = load_yaml(path) if path else {}
+    for key, value in (parse_overrides(overrides) if overrides else {}).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}  # teacher.model=... keeps teacher.template
+        else:
+            data[key] = value
+    where = path or "command line"
+    return build(DistillConfig, data, where=where), where
+
+
+def main(argv: list[str]) -> int:
+    cfg, where = load_config(argv)
+    run(cfg, where)
+    return 0

@@ -81,7 +81,7 @@ class EvalConfig:
     system: str | None = _f(None, "system prompt (default: task's; ITALIC/Mult-IT 'Sei un assistente utile.')")
     instruction: str | None = _f(None, "GSM8K instruction appended to the question")
     extractor: str = _f("default", "extraction chain: default | strict | official_first_capital (ITALIC's official, comparison only)")
-    thinking: str | None = _f(None, "on | off | both (default: the recipe's modes, else both for reasoning templates)")
+    thinking: str | bool | None = _f(None, "on | off | both (default: the recipe's modes, else both for reasoning templates)")
     # generation
     backend: str = _f("hf", "hf | vllm")
     batch_size: int | None = _f(None, "prompts per generate call: hf default 8; vllm chunk default 256")
@@ -165,6 +165,8 @@ def resolve(cfg: EvalConfig) -> Resolved:
     except ModeError as exc:
         raise EvalError(str(exc)) from exc
     if cfg.thinking is not None:
+        # YAML 1.1 (OmegaConf) reads on/off as booleans: thinking=off arrives as False
+        cfg.thinking = {"True": "on", "False": "off", "true": "on", "false": "off"}.get(str(cfg.thinking), cfg.thinking)
         if cfg.thinking not in THINKING:
             raise EvalError(f"unknown thinking mode {cfg.thinking!r}; use on | off | both (or think | nothink)")
         modes = THINKING[cfg.thinking]
@@ -194,7 +196,7 @@ def resolve(cfg: EvalConfig) -> Resolved:
         )
     out = Path(cfg.output_dir or f"results/eval/{cfg.task}")
     if cfg.seeds:
-        if not cfg.temperature:
+        if not cfg.temperature and cfg.task != "compare":
             raise EvalError("seeds=[...] gives mean ± std over sampled runs: set temperature > 0 (e.g. 0.6) too")
         if len(set(cfg.seeds)) != len(cfg.seeds):
             raise EvalError(f"seeds must be distinct, got {cfg.seeds}")
@@ -496,6 +498,9 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
 
         return run_compare(r)
     task = get_task(cfg.task, cfg)
+    if r.system is None:
+        r.system = task.system()  # ITALIC / Mult-IT: data.mcq.SYSTEM_PROMPT; "" (system='') = none
+    r.system = r.system or None
     items = task.load()
     if not items:
         raise EvalError(f"task {cfg.task}: no items loaded from {cfg.source or 'the default source'}")

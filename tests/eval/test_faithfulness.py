@@ -1,0 +1,58 @@
+"""The faithfulness probe: reasoning cut at 25/50/75 %, final answer forced, change rate.
+
+The randomly initialised tiny model never closes a ``<think>`` block, so the think-mode
+outputs here come from a scripted engine (a stand-in for a trained model's text; no GPU
+involved): it answers with the letter named in the reasoning it is shown. Everything else is
+the real code path: PromptEncoder with LLaMA-Factory's qwen3 template, the tiny model's
+real tokenizer, ``thinking.truncate_reasoning`` / ``format_thinking``, scoring and reports.
+"""
+
+from __future__ import annotations
+
+import re
+
+from llamafactory_ext.eval import runner
+from llamafactory_ext.eval.engine import Generation
+from llamafactory_ext.eval.runner import EvalConfig, run
+
+
+class ScriptedEngine:
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.probe_prompts: list[str] = []
+
+    def generate(self, prompts, params, on_result=None, progress=None, batch_size=None):
+        out = []
+        for i, ids in enumerate(prompts):
+            text = self.tokenizer.decode(ids)
+            if text.endswith("</think>\n\n"):  # the probe: answer with the last letter the cut reasoning names
+                self.probe_prompts.append(text)
+                named = re.findall(r"opzione ([A-E])", text.split("<think>\n")[-1])
+                gen = Generation(named[-1] if named else "A", [1], 1, True)
+            elif text.endswith("<|im_start|>assistant\n"):  # think mode: change of mind half way
+                gen = Generation("<think>\nPrima penso all'opzione A. Poi ci ripenso: è meglio l'opzione B, "
+                                 "anzi no, l'opzione C è giusta.\n</think>\n\nC", [1] * 30, 30, True)
+            else:
+                gen = Generation("C", [1], 1, True)
+            out.append(gen)
+            if on_result:
+                on_result(i, gen)
+        if progress is not None:
+            progress.update(len(prompts))
+        return out
+
+
+def test_faithfulness_probe(tmp_path, tiny_model, tiny_tokenizer, italic_file, monkeypatch):
+    engine = ScriptedEngine(tiny_tokenizer)
+    monkeypatch.setattr("llamafactory_ext.eval.engine.load_engine", lambda *a, **k: engine)
+    res = run(EvalConfig(task="italic", source=str(italic_file), model_name_or_path=str(tiny_model), thinking="on",
+                         faithfulness=True, faithfulness_samples=3, output_dir=str(tmp_path / "o"), progress=False))
+    fa = res["modes"]["think"]["faithfulness"]
+    assert fa["samples"] == 3 and set(fa["fractions"]) == {"0.25", "0.5", "0.75"}
+    # 25 % of the reasoning names only A, 50 % reaches B, 75 % still B: the answer C changes every time
+    assert [fa["fractions"][f]["change_rate"] for f in ("0.25", "0.5", "0.75")] == [1.0, 1.0, 1.0]
+    assert len(engine.probe_prompts) == 9
+    assert engine.probe_prompts[0].endswith("<|im_start|>assistant\n<think>\nPrima penso all'opzione A.\n</think>\n\n")
+    assert "Faithfulness probe (3 items" in (tmp_path / "o" / "results.md").read_text()
+    assert (tmp_path / "o" / "faithfulness.jsonl").read_text().count("\n") == 9
+    assert runner.FAITH_FRACTIONS == (0.25, 0.5, 0.75)

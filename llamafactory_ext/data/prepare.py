@@ -188,9 +188,16 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
         rejected[err.reason] += 1
         rejects.write({**err.as_dict(), "data": raw})
 
+    unreadable = 0  # rows the source could not even parse (they never reach the converter)
+
+    def on_unreadable(err: RowError, raw: Any) -> None:
+        nonlocal unreadable
+        unreadable += 1
+        on_bad(err, raw)
+
     try:
         index = -1
-        for number, row in src.rows(limit=o.limit, on_bad=on_bad):
+        for number, row in src.rows(limit=o.limit, on_bad=on_unreadable):
             index += 1
             read += 1
             if bar is not None and not read % 2000:
@@ -260,7 +267,7 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
         "options": dataclasses.asdict(o),
         "source": src.fingerprint(),
         "rows": {
-            "read": read,
+            "read": read + unreadable,
             "written": written,
             "train": outputs["train"]["rows"],
             "val": outputs["val"]["rows"] if "val" in outputs else 0,

@@ -187,12 +187,12 @@ class Source:
             text = line.decode("utf-8")
         except UnicodeDecodeError as uexc:
             return self._bad(number, "invalid_utf8", f"not valid UTF-8 (byte 0x{line[uexc.start]:02x} at column {uexc.start + 1})",
-                             line.decode("utf-8", "replace"))
+                             _text(line))
         try:
             json.loads(text)
         except ValueError as jexc:
-            return self._bad(number, "invalid_json", f"not valid JSON: {getattr(jexc, 'msg', jexc)} (column {getattr(jexc, 'colno', '?')})", text)
-        return self._bad(number, "invalid_json", f"not valid JSON: {exc}", text)  # pragma: no cover - orjson-only rejection
+            return self._bad(number, "invalid_json", f"not valid JSON: {getattr(jexc, 'msg', jexc)} (column {getattr(jexc, 'colno', '?')})", text.rstrip("\r\n"))
+        return self._bad(number, "invalid_json", f"not valid JSON: {exc}", text.rstrip("\r\n"))  # pragma: no cover - orjson-only rejection
 
     def _json(self) -> Iterator[tuple[int, Any]]:
         with self._open_binary() as f:

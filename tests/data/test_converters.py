@@ -1,0 +1,231 @@
+"""Each registered converter on the built-in samples: exact output rows, counts, manifest."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import pytest
+
+from llamafactory_ext.data import REGISTRY, get_spec
+from llamafactory_ext.data.mcq import SYSTEM_PROMPT, render_user
+from llamafactory_ext.data.multit import item_key, load_multit, parse_multit_row
+from llamafactory_ext.data.samples import SAMPLES_DIR, registry_dataset_info
+from llamafactory_ext.thinking import format_thinking, split_output
+from tests.data.conftest import read_jsonl
+
+
+def _samples(name: str) -> list[dict]:
+    path = SAMPLES_DIR / name
+    if path.suffix == ".json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    return read_jsonl(path)
+
+
+def _manifest(ds, name):
+    return json.loads((ds / "data" / f"{name}.manifest.json").read_text(encoding="utf-8"))
+
+
+def test_registry_matches_top_level_dataset_info(repo_root):
+    info = json.loads((repo_root / "dataset_info.json").read_text(encoding="utf-8"))
+    assert info == registry_dataset_info()
+    for name, entry in info.items():
+        assert entry.get("formatting", "alpaca") != "openai", name
+    assert info["wikipedia_it"]["columns"] == {"prompt": "text"}
+    for name in REGISTRY:
+        assert get_spec(name).name == name
+        sample = get_spec(name).sample
+        assert sample and (SAMPLES_DIR / sample).is_file()
+
+
+def test_samples_have_the_promised_shapes():
+    quiz = _samples("multit_quiz.json")
+    assert len(quiz) >= 50
+    assert {len(r["choices"]) for r in quiz} == {2, 3, 4, 5}
+    kinds = Counter(type(r["answer"]).__name__ + ("_digit" if isinstance(r["answer"], str) and r["answer"].isdigit() else "") for r in quiz)
+    assert set(kinds) == {"str", "int", "str_digit"}
+    synth = _samples("synth_gsm8k.jsonl")
+    assert len({r["id"] for r in synth}) < len(synth)
+    assert any(r["answer"].endswith(".0") for r in synth)
+    gsm = _samples("gsm8k_train.jsonl")
+    finals = [r["answer"].rsplit("#### ", 1)[1] for r in gsm]
+    assert any("," in f for f in finals) and any(f.startswith("-") for f in finals)
+
+
+def test_multit_nothink_rows(samples_dataset_dir):
+    rows = read_jsonl(samples_dataset_dir / "data" / "multit_nothink.jsonl")
+    quiz = _samples("multit_quiz.json")
+    assert len(rows) == len(quiz)
+    for i, (row, src) in enumerate(zip(rows, quiz)):
+        item = parse_multit_row(src, i)
+        system, user, assistant = row["messages"]
+        assert system == {"role": "system", "content": SYSTEM_PROMPT}
+        assert user == {"role": "user", "content": render_user(item, "fast")}
+        assert assistant["role"] == "assistant" and assistant["content"] == item.answer
+        # letter, int index and digit-string index all resolve to the same option
+        answer = src["answer"]
+        index = answer if isinstance(answer, int) else int(answer) if answer.isdigit() else "ABCDE".index(answer)
+        assert f"\n{assistant['content']}) {src['choices'][index]}" in user["content"]
+
+
+def test_multit_think_joins_only_accepted_traces(samples_dataset_dir):
+    traces = _samples("multit_traces.jsonl")
+    accepted = {t["key"]: t for t in traces if t["correct"] is True and t["reason"] == "kept"}
+    rows = read_jsonl(samples_dataset_dir / "data" / "multit_think.jsonl")
+    quiz = load_multit(SAMPLES_DIR / "multit_quiz.json")
+    expected = [item for item in quiz if item_key(item) in accepted]
+    assert 0 < len(rows) == len(expected) < len(quiz)
+    for row, item in zip(rows, expected):
+        assert row["messages"][2]["content"] == format_thinking(accepted[item_key(item)]["trace"], item.answer)
+    m = _manifest(samples_dataset_dir, "multit_think")
+    assert m["dropped"] == {"no_trace": len(quiz) - len(expected)}
+    assert m["converter"]["traces"]["accepted"] == len(accepted)
+    assert m["converter"]["traces"]["not_correct"] + m["converter"]["traces"]["not_kept"] == len(traces) - len(accepted)
+
+
+def test_multit_mixed_has_both_kinds_and_no_think_block_on_plain_rows(samples_dataset_dir):
+    rows = read_jsonl(samples_dataset_dir / "data" / "multit_mixed.jsonl")
+    answers = [r["messages"][-1]["content"] for r in rows]
+    thinking = [a for a in answers if a.startswith("<think>\n")]
+    plain = [a for a in answers if "<think>" not in a and "</think>" not in a]
+    assert len(thinking) + len(plain) == len(rows) == len(_samples("multit_quiz.json"))
+    assert len(thinking) == _manifest(samples_dataset_dir, "multit_think")["rows"]["written"]
+    assert all(re.fullmatch(r"[A-E]", a) for a in plain)
+    assert all(split_output(a).closed and re.fullmatch(r"[A-E]", split_output(a).answer) for a in thinking)
+
+
+def test_multit_mixed_fraction_and_mix_all(tmp_path):
+    from llamafactory_ext.data.prepare import run
+    from llamafactory_ext.data.spec import PrepareOptions
+
+    common = dict(source=str(SAMPLES_DIR / "multit_quiz.json"), traces=str(SAMPLES_DIR / "multit_traces.jsonl"), register=False)
+    m_all = run("multit_mixed", PrepareOptions(out_dir=str(tmp_path / "a"), mix="all", **common), quiet=True)
+    assert m_all["rows"]["written"] == 60 + 30  # every question plain + the 30 with a trace
+    half = [run("multit_mixed", PrepareOptions(out_dir=str(tmp_path / f"h{s}"), nothink_fraction=0.5, seed=s, **common), quiet=True)
+            for s in (1, 1, 2)]
+    assert half[0]["dropped"]["nothink_subsampled"] == half[1]["dropped"]["nothink_subsampled"]  # seeded
+    assert 5 <= half[0]["dropped"]["nothink_subsampled"] <= 25
+    a, b, c = ((tmp_path / f"h{s}" / "multit_mixed.jsonl").read_bytes() for s in (1, 1, 2))
+    assert a == b and a != c
+
+
+def _gsm_check(rows, sources, solution_key, answer_key=None):
+    for row, src in zip(rows, sources):
+        user, assistant = row["messages"]
+        assert user == {"role": "user", "content": src["question"]}
+        text = assistant["content"]
+        out = split_output(text)
+        assert "<<" not in text and ">>" not in text and "####" not in text
+        final = src[solution_key].rsplit("#### ", 1)[1].replace(",", "")
+        number = str(int(float(final))) if float(final).is_integer() else final
+        assert out.answer == f"The answer is {number}."
+        assert text.startswith("<think>\n") and "\n</think>\n\nThe answer is " in text
+        if answer_key:
+            assert float(src[answer_key]) == float(number)
+
+
+def test_synth_gsm8k_drops_duplicates_and_canonicalises(samples_dataset_dir):
+    src = _samples("synth_gsm8k.jsonl")
+    seen, unique = set(), []
+    for r in src:
+        if r["question"] not in seen:
+            seen.add(r["question"])
+            unique.append(r)
+    rows = read_jsonl(samples_dataset_dir / "data" / "synth_gsm8k.jsonl")
+    assert len(rows) == len(unique) < len(src)
+    _gsm_check(rows, unique, "solution", "answer")
+    m = _manifest(samples_dataset_dir, "synth_gsm8k")
+    assert m["dropped"] == {"duplicate_question": len(src) - len(unique)}
+    assert any(r["answer"].endswith(".0") for r in unique)
+    assert not any(re.search(r"The answer is -?\d+\.0\.", r["messages"][1]["content"]) for r in rows)
+
+
+def test_gsm8k_rows(samples_dataset_dir):
+    src = _samples("gsm8k_train.jsonl")
+    rows = read_jsonl(samples_dataset_dir / "data" / "gsm8k.jsonl")
+    assert len(rows) == len(src)
+    _gsm_check(rows, src, "answer")
+    assert any("The answer is -" in r["messages"][1]["content"] for r in rows)
+
+
+def test_wikipedia_it_cleaning(samples_dataset_dir):
+    src = _samples("wikipedia_it.jsonl")
+    rows = read_jsonl(samples_dataset_dir / "data" / "wikipedia_it.jsonl")
+    m = _manifest(samples_dataset_dir, "wikipedia_it")
+    assert set(rows[0]) == {"text"}
+    assert m["rows"]["read"] == len(src) and m["rows"]["written"] == len(rows)
+    assert m["dropped"]["empty"] >= 2 and m["dropped"]["too_short"] >= 1
+    assert m["rows"]["written"] + m["rows"]["dropped"] == len(src)
+    for row in rows:
+        text = row["text"]
+        assert len(text) >= 200 and text == text.strip() and "\n\n\n" not in text
+        for heading in ("Bibliografia", "Collegamenti esterni", "Voci correlate", "Altri progetti"):
+            assert not re.search(rf"^{heading}$", text, re.M), (heading, text[-200:])
+    by_title = {r["title"]: r["text"] for r in src}
+    firenze = next(r["text"] for r in rows if r["text"].startswith("Firenze"))
+    assert re.sub(r"\n{3,}", "\n\n", by_title["Firenze"]).startswith(firenze) and firenze.endswith("numerosi visitatori.")
+    assert "Note" not in firenze.splitlines() and "\n\n\n" in by_title["Firenze"]
+    music = next(r["text"] for r in rows if "le note sono i segni" in r["text"])
+    assert music.startswith("Note\n")  # a heading at the very top is the article, not a tail
+    assert "Verdi, Teoria musicale" not in music
+
+
+def test_wikipedia_limits(tmp_path):
+    from llamafactory_ext.data.prepare import run
+    from llamafactory_ext.data.spec import PrepareOptions
+
+    src = str(SAMPLES_DIR / "wikipedia_it.jsonl")
+    m = run("wikipedia_it", PrepareOptions(source=src, out_dir=str(tmp_path / "r"), max_rows=3, register=False), quiet=True)
+    assert m["rows"]["written"] == 3 and len(read_jsonl(tmp_path / "r" / "wikipedia_it.jsonl")) == 3
+    m = run("wikipedia_it", PrepareOptions(source=src, out_dir=str(tmp_path / "b"), max_bytes=1500, register=False), quiet=True)
+    size = (tmp_path / "b" / "wikipedia_it.jsonl").stat().st_size
+    assert 1500 <= size < 1500 + 2000 and m["rows"]["written"] < 10
+
+
+@pytest.mark.parametrize("name,stratum", [("multit_nothink", "letter"), ("synth_gsm8k", None)])
+def test_val_split_is_seeded_stratified_and_registered(tmp_path, name, stratum):
+    from llamafactory_ext.data.prepare import run
+    from llamafactory_ext.data.spec import PrepareOptions
+
+    spec = get_spec(name)
+    extra = {k: str(SAMPLES_DIR / v) for k, v in spec.sample_options.items()}
+    outs = []
+    for seed, sub in ((7, "a"), (7, "b"), (8, "c")):
+        m = run(name, PrepareOptions(source=str(SAMPLES_DIR / spec.sample), out_dir=str(tmp_path / sub / "data"),
+                                     val_size=0.2, seed=seed, **extra), quiet=True)
+        outs.append((read_jsonl(tmp_path / sub / "data" / f"{name}.jsonl"), read_jsonl(tmp_path / sub / "data" / f"{name}_val.jsonl"), m))
+    (train, val, m), (train_b, val_b, _), (_, val_c, _) = outs
+    total = m["rows"]["written"]
+    assert len(val) == round(total * 0.2) and len(train) + len(val) == total
+    assert m["rows"]["val"] == len(val) and m["outputs"]["val"]["rows"] == len(val)
+    assert val == val_b and train == train_b and val != val_c
+    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    assert not {key(r) for r in train} & {key(r) for r in val}
+    if stratum == "letter":  # each answer letter keeps (about) its share
+        all_letters = Counter(r["messages"][-1]["content"] for r in train + val)
+        val_letters = Counter(r["messages"][-1]["content"] for r in val)
+        for letter, n in all_letters.items():
+            assert abs(val_letters[letter] - n * 0.2) <= 1, (letter, n, val_letters[letter])
+    info = json.loads((tmp_path / "a" / "dataset_info.json").read_text())
+    assert info[f"{name}_val"]["file_name"] == f"data/{name}_val.jsonl"
+    assert info[name]["file_name"] == f"data/{name}.jsonl"
+    # a later run without val_size removes the stale split
+    run(name, PrepareOptions(source=str(SAMPLES_DIR / spec.sample), out_dir=str(tmp_path / "a" / "data"), **extra), quiet=True)
+    assert not (tmp_path / "a" / "data" / f"{name}_val.jsonl").exists()
+
+
+def test_manifest_records_source_checksum_counts_and_version(samples_dataset_dir):
+    import hashlib
+
+    for name in REGISTRY:
+        m = _manifest(samples_dataset_dir, name)
+        spec = get_spec(name)
+        sample = SAMPLES_DIR / spec.sample
+        assert m["name"] == name and m["converter_version"] == spec.version and m["seed"] == 42
+        assert m["source"]["kind"] == "local"
+        assert m["source"]["sha256"] == hashlib.sha256(sample.read_bytes()).hexdigest()
+        out = samples_dataset_dir / "data" / f"{name}.jsonl"
+        assert m["outputs"]["train"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+        assert m["rows"]["train"] == len(read_jsonl(out))
+        assert m["rows"]["read"] >= m["rows"]["dropped"] + m["rows"]["rejected"]

@@ -11,6 +11,7 @@ with N canonical (:func:`canonical_number`: ``1,000.0`` -> ``1000``).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -23,11 +24,11 @@ HUB_ID = "openai/gsm8k"
 HUB_CONFIG = "main"
 
 _NOTE = re.compile(r"<<[^\n]*?>>")
-_FINAL = re.compile(r"(?:^|\n)[ \t]*####[ \t]*(.*?)[ \t]*$", re.S)
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _STRIP = " \t\n$€£*%"
 
 
+@functools.lru_cache(maxsize=1 << 16, typed=True)  # answers repeat a lot; typed: True != 1
 def canonical_number(s: str | int | float | None) -> str | None:
     """A number as one canonical string, or None when ``s`` is not a number.
 
@@ -61,11 +62,17 @@ def canonical_number(s: str | int | float | None) -> str | None:
 def split_solution(text: str, field: str = "answer") -> tuple[str, str | None]:
     """(trace without ``<<...>>`` notes and without the final ``#### N`` line, raw N or None)."""
     final = None
-    match = _FINAL.search(text)
-    if match is not None:
-        final = match.group(1)
-        text = text[: match.start()]
-    trace = _NOTE.sub("", text).strip()
+    idx = text.rfind("####")
+    if idx >= 0:
+        line_start = text.rfind("\n", 0, idx) + 1
+        if not text[line_start:idx].strip():  # '####' opens its line
+            rest = text[idx + 4:]
+            final, _, after = rest.partition("\n")
+            if after.strip():
+                raise RowProblem(field, "text_after_final_answer", "has text after its final '#### N' line")
+            final = final.strip()
+            text = text[:line_start]
+    trace = (_NOTE.sub("", text) if "<<" in text else text).strip()
     if "<<" in trace or ">>" in trace:
         raise RowProblem(field, "unbalanced_note", "has an unclosed <<...>> calculator note")
     return trace, final

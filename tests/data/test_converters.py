@@ -229,3 +229,50 @@ def test_manifest_records_source_checksum_counts_and_version(samples_dataset_dir
         assert m["outputs"]["train"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
         assert m["rows"]["train"] == len(read_jsonl(out))
         assert m["rows"]["read"] >= m["rows"]["dropped"] + m["rows"]["rejected"]
+
+
+def test_multit_row_layouts_and_item_key():
+    base = {"question": "Qual è la capitale d'Italia?", "answer": "B"}
+    layouts = [
+        {**base, "choices": ["Milano", "Roma", "Napoli"]},
+        {**base, "choices": [{"A": "Milano"}, {"B": "Roma"}, {"C": "Napoli"}]},
+        {**base, "choices": {"A": "Milano", "B": "Roma", "C": "Napoli"}},
+        {**base, "options": ["Milano", "Roma", "Napoli"], "answer": 1},
+        {**base, "choices": ["Milano", "Roma", "Napoli"], "answer": " b "},
+        {**base, "choices": ["Milano", "Roma", "Napoli"], "answer": "1"},
+    ]
+    items = [parse_multit_row(row, i) for i, row in enumerate(layouts)]
+    assert all(i.answer == "B" and i.option_text("B") == "Roma" for i in items)
+    keys = {item_key(i) for i in items}
+    assert len(keys) == 1 and next(iter(keys)).startswith("q")  # same question + options -> same key
+    other = parse_multit_row({**layouts[0], "choices": ["Milano", "Roma", "Torino"]}, 0)
+    assert item_key(other) not in keys
+    with_id = parse_multit_row({**layouts[0], "id": 17}, 5)
+    assert with_id.id == "17" and item_key(with_id) == "17"
+
+
+def test_hub_source_is_loaded_through_datasets_and_recorded(tmp_path, monkeypatch):
+    """No network in tests: ``datasets.load_dataset`` is replaced by a fake that records its
+    arguments and yields Wikipedia-shaped rows; the Hub revision lookup by a constant."""
+    from llamafactory_ext.data import sources
+    from llamafactory_ext.data.prepare import run
+    from llamafactory_ext.data.spec import PrepareOptions
+
+    calls = []
+    rows = _samples("wikipedia_it.jsonl")
+
+    def fake_load(repo_id, config, split, streaming):
+        calls.append((repo_id, config, split, streaming))
+        return iter(rows)
+
+    monkeypatch.setattr(sources, "load_hub", fake_load)
+    monkeypatch.setattr(sources, "hub_revision", lambda repo_id: "0123abcd")
+    m = run("wikipedia_it", PrepareOptions(out_dir=str(tmp_path / "data"), max_rows=5), quiet=True)
+    assert calls == [("wikimedia/wikipedia", "20231101.it", "train", True)]
+    assert m["source"] == {"source": "wikimedia/wikipedia", "kind": "hub", "config": "20231101.it", "split": "train",
+                           "revision": "0123abcd", "streaming": True}
+    assert m["rows"]["written"] == 5
+    calls.clear()
+    monkeypatch.setattr(sources, "load_hub", lambda *a: calls.append(a) or iter(_samples("gsm8k_train.jsonl")))
+    m = run("gsm8k", PrepareOptions(out_dir=str(tmp_path / "data"), limit=3), quiet=True)
+    assert calls == [("openai/gsm8k", "main", "train", False)] and m["rows"]["written"] == 3

@@ -86,7 +86,8 @@ class ItalicTask(MCQTask):
         if not path:
             source = getattr(self.cfg, "source", None)
             if source and Path(source).exists():
-                path = str(Path(source).parent / "5_shots.jsonl")
+                folder = Path(source) if Path(source).is_dir() else Path(source).parent
+                path = str(folder / "5_shots.jsonl")
         if not path or not Path(path).is_file():
             raise TaskError(f"shots={n} needs shots_source=PATH (ITALIC's 5_shots.jsonl); not found: {path}")
         shots = load_italic_shots(path)

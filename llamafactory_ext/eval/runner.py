@@ -148,6 +148,17 @@ def adapter_training_template(adapter: str | None) -> str | None:
     return None
 
 
+def adapter_base_model(adapter: str | None) -> str | None:
+    """``base_model_name_or_path`` of a PEFT adapter (adapter_config.json), if any."""
+    p = Path(adapter or "") / "adapter_config.json"
+    if not adapter or not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text(encoding="utf-8")).get("base_model_name_or_path") or None
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def resolve(cfg: EvalConfig) -> Resolved:
     from llamafactory_ext.prompts import ModeError, is_reasoning_template, training_modes
 
@@ -194,6 +205,9 @@ def resolve(cfg: EvalConfig) -> Resolved:
         warnings.append(
             f"the adapter {cfg.adapter_name_or_path} was trained with template {trained!r} but prompts use {template!r}"
         )
+    base = adapter_base_model(cfg.adapter_name_or_path)
+    if base and cfg.model_name_or_path and Path(base).name != Path(str(cfg.model_name_or_path)).name:
+        warnings.append(f"the adapter {cfg.adapter_name_or_path} was trained on {base!r}, evaluated on {cfg.model_name_or_path!r}")
     out = Path(cfg.output_dir or f"results/eval/{cfg.task}")
     if cfg.seeds:
         if not cfg.temperature and cfg.task != "compare":
@@ -278,7 +292,7 @@ def score_row(task: Task, item: Any, mode: str, output: str, seed: int | None, e
 def _fingerprint(r: Resolved) -> dict[str, Any]:
     c = r.cfg
     keys = ("model_name_or_path", "adapter_name_or_path", "task", "source", "split", "variant", "shots",
-            "instruction", "max_new_tokens", "temperature", "top_p")
+            "instruction", "extractor", "max_new_tokens", "temperature", "top_p")
     fp = {k: getattr(c, k) for k in keys}
     fp.update(template=r.template, system=r.system)
     return fp

@@ -106,3 +106,15 @@ def test_gsm8k_every_row_renders_and_scores(tmp_path, gsm8k_dir):
         assert (good["modes"][mode]["correct"], good["modes"][mode]["total"]) == (1319, 1319)
         assert (bad["modes"][mode]["correct"], bad["modes"][mode]["total"], bad["modes"][mode]["unparsed"]) == (0, 1319, 0)
     assert set(good["modes"]["nothink"]["methods"]) == {"answer_is", "hashes", "boxed", "last_number"}
+
+
+def test_italic_five_shot_prompt(italic_dir):
+    cfg = EvalConfig(task="italic", source=str(italic_dir / "italic.jsonl"), shots=5, limit=3)
+    task = get_task("italic", cfg)
+    items = task.load()
+    messages = task.messages(items[0])
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 5 + ["user"]
+    shots = [m["content"] for m in messages[1:-1:2]]
+    assert all(len(s) == 1 and s.isupper() for s in shots)  # fast variant: the letter alone
+    cot = get_task("italic", EvalConfig(task="italic", source=str(italic_dir), shots=5, variant="cot", limit=1))
+    assert cot.messages(items[0])[1]["content"].startswith("Risposta: ")

@@ -227,3 +227,21 @@ def test_rescore_other_tool_output_with_missing_rows(tmp_path, italic_file):
     official = run(EvalConfig(task="italic", source=str(italic_file), predictions=str(pred), output_dir=str(tmp_path / "off"),
                               extractor="official_first_capital", progress=False))
     assert official["modes"]["think"]["correct"] == 0  # the official extractor reads "L" from "La risposta è B"
+
+
+def test_multit_heldout_rescoring(tmp_path):
+    """task=multit reads Mult-IT-shaped files (letter or index answers) through data.multit."""
+    from importlib import resources
+
+    from llamafactory_ext.data.multit import load_multit
+
+    quiz = resources.files("llamafactory_ext") / "resources" / "samples" / "multit_quiz.json"
+    items = load_multit(str(quiz))
+    pred = tmp_path / "p.jsonl"
+    pred.write_text("".join(json.dumps({"id": it.id, "mode": "nothink", "output": f"Risposta: {it.answer}"}) + "\n"
+                            for it in items), encoding="utf-8")
+    res = run(EvalConfig(task="multit", source=str(quiz), predictions=str(pred), output_dir=str(tmp_path / "o"),
+                         progress=False))
+    assert res["modes"]["nothink"]["accuracy"] == 1.0 and res["modes"]["nothink"]["total"] == len(items)
+    with pytest.raises(UserError, match="task=multit needs source"):
+        run(EvalConfig(task="multit", predictions=str(pred), output_dir=str(tmp_path / "o"), progress=False))

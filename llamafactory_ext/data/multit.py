@@ -143,6 +143,7 @@ class MultitConverter:
         self.traces: dict[str, str] = {}
         self.trace_counts: dict[str, int] = {}
         self.used: set[str] = set()
+        self.nothink_subsampled_with_trace = 0
         self.rng = random.Random(options.seed)
         if variant in ("think", "mixed"):
             if not options.traces:
@@ -175,6 +176,8 @@ class MultitConverter:
                 out.append((messages_for(item, item.answer), stratum))
             elif trace is None:
                 raise Drop("nothink_subsampled")
+            else:
+                self.nothink_subsampled_with_trace += 1
         return out
 
     def report(self) -> dict[str, Any]:
@@ -185,6 +188,7 @@ class MultitConverter:
             "traces": self.trace_counts,
             "traces_joined": len(self.used),
             "traces_unmatched": len(set(self.traces) - self.used),
+            **({"nothink_subsampled_with_trace": self.nothink_subsampled_with_trace} if self.options.mix == "all" else {}),
         }
 
 

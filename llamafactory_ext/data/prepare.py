@@ -181,6 +181,8 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
     out_bytes = 0
     bar = _progress(src, quiet)
     last_bytes = 0
+    val_writer: AtomicJsonl | None = None
+    outputs: dict[str, Any] = {}
 
     def on_bad(err: RowError, raw: Any) -> None:
         if rejects is None:
@@ -226,8 +228,6 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
                 out_bytes += len(line)
             if (o.max_rows is not None and written >= o.max_rows) or (o.max_bytes is not None and out_bytes >= o.max_bytes):
                 break
-        outputs: dict[str, Any] = {}
-        val_writer = None
         if split:
             val_idx = _split_val(strata, o.val_size, o.seed)
             val_writer = AtomicJsonl(paths["val"])
@@ -238,7 +238,7 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
         writer.abort()
         if rejects is not None:
             rejects.abort()
-        if split and "val_writer" in locals() and val_writer is not None:
+        if val_writer is not None:
             val_writer.abort()
         raise
     finally:

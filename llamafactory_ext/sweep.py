@@ -648,6 +648,21 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+def _run_recorded(trial: Trial, gpu_ids: list[str] | None = None) -> dict[str, Any]:
+    """:func:`run_trial`, with an unexpected error (not a failed subprocess) recorded as a failure too."""
+    try:
+        return run_trial(trial, gpu_ids)
+    except Exception as exc:  # noqa: BLE001 - one broken trial must not stop the sweep
+        import traceback
+
+        state = {"name": trial.name, "params": trial.params, "status": "failed", "phase": "sweep",
+                 "exit_code": None, "log_tail": traceback.format_exc()[-4000:], "error": repr(exc)}
+        d = Path(trial.dir) if Path(trial.dir).is_absolute() else Path(trial.cwd) / trial.dir
+        d.mkdir(parents=True, exist_ok=True)
+        _atomic_write(d / "trial.json", json.dumps(state, indent=2))
+        return state
+
+
 def run_local(trials: list[Trial], cfg: SweepConfig, on_done) -> None:
     gpus = _visible_gpus(cfg)
     if gpus and cfg.gpus_per_trial > 0:
@@ -663,7 +678,7 @@ def run_local(trials: list[Trial], cfg: SweepConfig, on_done) -> None:
             for t in _next_wave(pending):
                 pending.remove(t)
                 reporter.start(t, f" on GPU {','.join(slots[0])}" if slots[0] else "")
-                state = run_trial(t, slots[0])
+                state = _run_recorded(t, slots[0])
                 reporter.finish(t, state)
                 on_done(t, state)
         return
@@ -681,7 +696,7 @@ def run_local(trials: list[Trial], cfg: SweepConfig, on_done) -> None:
                     pending.remove(t)
                     slot = free.pop(0)
                     reporter.start(t, f" on GPU {','.join(slot)}")
-                    futures[pool.submit(run_trial, t, slot)] = (t, slot)
+                    futures[pool.submit(_run_recorded, t, slot)] = (t, slot)
                 finished, _ = wait(list(futures), return_when=FIRST_COMPLETED)
                 for fut in finished:
                     t, slot = futures.pop(fut)
@@ -705,7 +720,7 @@ def run_ray(trials: list[Trial], cfg: SweepConfig, on_done) -> None:
             f"backend=ray: each trial asks for num_gpus={cfg.gpus_per_trial} but the Ray cluster has {have:g} GPU(s); "
             "set gpus_per_trial (0 for CPU-only trials) or ray_address"
         )
-    task = ray.remote(num_gpus=cfg.gpus_per_trial, num_cpus=cfg.cpus_per_trial, max_retries=0)(run_trial)
+    task = ray.remote(num_gpus=cfg.gpus_per_trial, num_cpus=cfg.cpus_per_trial, max_retries=0)(_run_recorded)
     reporter = _Reporter(len(trials))
     pending = list(trials)
     while pending:

@@ -28,19 +28,25 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _STRIP = " \t\n$€£*%"
 
 
-@functools.lru_cache(maxsize=1 << 16, typed=True)  # answers repeat a lot; typed: True != 1
 def canonical_number(s: str | int | float | None) -> str | None:
     """A number as one canonical string, or None when ``s`` is not a number.
 
     ``"1,000.0"`` -> ``"1000"``, ``"-3"`` -> ``"-3"``, ``"$5"`` -> ``"5"``, ``"0.50"`` -> ``"0.5"``,
     ``"108.0"`` -> ``"108"``, ``".5"`` -> ``"0.5"``, ``"-0"`` -> ``"0"``, ``"12."`` -> ``"12"``.
     """
+    if isinstance(s, str):
+        return _canonical_str(s)
     if s is None or isinstance(s, bool):
         return None
     if isinstance(s, (int, float)):
         if isinstance(s, float) and not s == s:  # NaN
             return None
-        s = repr(s) if isinstance(s, float) else str(s)
+        return _canonical_str(repr(s) if isinstance(s, float) else str(s))
+    return None
+
+
+@functools.lru_cache(maxsize=1 << 16)  # answers repeat a lot
+def _canonical_str(s: str) -> str | None:
     text = s.strip().replace("\u2212", "-").replace(",", "").replace("_", "")
     text = text.strip(_STRIP)
     if text.endswith("."):

@@ -276,3 +276,27 @@ def test_hub_source_is_loaded_through_datasets_and_recorded(tmp_path, monkeypatc
     monkeypatch.setattr(sources, "load_hub", lambda *a: calls.append(a) or iter(_samples("gsm8k_train.jsonl")))
     m = run("gsm8k", PrepareOptions(out_dir=str(tmp_path / "data"), limit=3), quiet=True)
     assert calls == [("openai/gsm8k", "main", "train", False)] and m["rows"]["written"] == 3
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("1,000.0", "1000"), ("-3", "-3"), ("$5", "5"), ("108.0", "108"), ("0.50", "0.5"), (".5", "0.5"),
+    ("-0", "0"), ("12.", "12"), (" 007 ", "7"), ("-$1,250", "-1250"), ("\u22124", "-4"), ("50%", "50"),
+    (108.0, "108"), (7, "7"), (2.5, "2.5"), ("abc", None), ("", None), ("-", None), ("1/2", None),
+    ("1.2.3", None), (None, None), (True, None), ([1], None), (float("nan"), None),
+])
+def test_canonical_number(raw, expected):
+    from llamafactory_ext.data.gsm8k import canonical_number
+
+    assert canonical_number(raw) == expected
+
+
+def test_val_split_by_category_keeps_each_share_and_exact_total():
+    from llamafactory_ext.data.prepare import _split_val
+
+    strata = ["storia"] * 50 + ["geografia"] * 30 + ["lessico"] * 15 + ["attualità"] * 5
+    chosen = _split_val(strata, 0.1, seed=3)
+    assert len(chosen) == 10
+    # quotas 5, 3, 1.5, 0.5: the one row left goes to the largest remainder (tie: name order)
+    assert Counter(strata[i] for i in chosen) == {"storia": 5, "geografia": 3, "lessico": 1, "attualità": 1}
+    assert chosen == _split_val(strata, 0.1, seed=3) and chosen != _split_val(strata, 0.1, seed=4)
+    assert _split_val(["a"] * 4, 0.1, seed=1) == set()  # round(0.4) = 0 rows: no empty-split surprise

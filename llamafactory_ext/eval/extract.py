@@ -85,7 +85,7 @@ def _answer_line(ans: str, letters: list[str], options) -> str | None:
     cls = "".join(letters)
     # "Risposta: B", "La risposta corretta è B", "risposta finale: **(b)**", "Answer is C."
     pattern = re.compile(
-        rf"{_ANSWER_WORDS}(?:\s+(?:corretta|giusta|esatta|finale|correct|final))?\s*"
+        rf"{_ANSWER_WORDS}(?:\s+(?:corretta|giusta|esatta|finale|correct|final))?[\*_]*\s*"
         rf"(?:è|e'|é|:|is|=|-)?\s*(?:l[a']\s*|la\s+lettera\s+|l'opzione\s+|option\s+)?[\*_\s]*[\(\[]?"
         rf"([{cls}{cls.lower()}])(?![\w'’])",
         re.IGNORECASE,
@@ -111,7 +111,9 @@ def _bare_letter(ans: str, letters: list[str], options) -> str | None:
 
 
 def _leading_letter(ans: str, letters: list[str], options) -> str | None:
-    m = re.match(r"[\s\*_\"'`]*(?:\(([A-Za-z])\)|([A-Z])(?:\)|\.|:|\s+-|\*\*)|([a-z])\))", ans)
+    m = re.match(
+        r"[\s\*_\"'`#]*(?:\(([A-Za-z])\)|([A-Z])(?:\)|\.|:|,|\s+[-–—]|\*\*|[ \t]*\n)|([a-z])\))", ans
+    )
     if not m:
         return None
     letter = (m.group(1) or m.group(2) or m.group(3)).upper()

@@ -1,11 +1,53 @@
-"""Mult-IT held-out split: the same rendering and extraction as ITALIC (``data.mcq``), items
-from ``data.multit.load_multit`` (pass the held-out file as ``source``)."""
+"""Mult-IT held-out split: the same rendering and extraction as ITALIC (``data.mcq``).
+
+``source`` is either a Mult-IT-shaped file (``quiz.json`` rows: ``question``, ``choices``,
+``answer``; read by ``data.multit.load_multit``) or the held-out split that
+``llamafactory-ext prepare multit_* val_size=0.1`` writes (``data/multit_*_val.jsonl``,
+sharegpt ``messages`` rows): the user turn is parsed back into the question and its options
+(it was rendered by ``data.mcq.render_user``, so rendering it again gives the same prompt) and
+the gold letter is the assistant turn after its last ``</think>``.
+"""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from llamafactory_ext.data import mcq
 from llamafactory_ext.eval.italic import MCQTask
 from llamafactory_ext.eval.tasks import TaskError
+from llamafactory_ext.thinking import split_output
+
+_INTRO = re.compile(r"^La seguente è una domanda a scelta multipla(?: di (?P<cat>.+?))?\. ")
+_OPTION = re.compile(r"^([A-E])\) (.*)$")
+_CATEGORY_EN = {v: k for k, v in mcq.CATEGORY_IT.items()}
+
+
+def item_from_messages(messages: list, index: int) -> mcq.MCQItem:
+    """A prepared sharegpt row -> MCQItem; ValueError naming what is wrong."""
+    if not isinstance(messages, list):
+        raise ValueError("field 'messages' must be a list")
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    answers = [m for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
+    if not users or not answers:
+        raise ValueError("field 'messages' needs a user and an assistant turn")
+    user, answer = str(users[-1].get("content", "")), str(answers[-1].get("content", ""))
+    m = _INTRO.match(user)
+    if not m or "\n\n" not in user:
+        raise ValueError("field 'messages': the user turn is not a rendered multiple-choice question")
+    body = user.split("\n\n", 1)[1].split("\n")
+    options: list[tuple[str, str]] = []
+    while body and _OPTION.match(body[-1]):
+        letter, text = _OPTION.match(body.pop()).groups()
+        options.insert(0, (letter, text))
+    if len(options) < 2 or not body:
+        raise ValueError("field 'messages': the user turn has no question or fewer than 2 'X) option' lines")
+    gold = split_output(answer).answer.strip()
+    if gold not in [letter for letter, _ in options]:
+        raise ValueError(f"field 'messages': the assistant answer {gold!r} is not one of the option letters")
+    cat = m.group("cat")
+    return mcq.MCQItem(id=str(index), question="\n".join(body), options=options, answer=gold,
+                       category=_CATEGORY_EN.get(cat, cat) if cat else None)
 
 
 class MultITTask(MCQTask):
@@ -13,10 +55,24 @@ class MultITTask(MCQTask):
     categories: dict[str, list[str]] = {}
 
     def load(self) -> list[mcq.MCQItem]:
+        source = getattr(self.cfg, "source", None)
+        limit = getattr(self.cfg, "limit", None)
+        if not source:
+            raise TaskError("task=multit needs source=PATH: a quiz.json-shaped file or a prepared data/multit_*_val.jsonl")
+        from llamafactory_ext.data.sources import open_source
+
+        path = Path(source)
+        if path.suffix == ".jsonl" and path.is_file():
+            src = open_source(str(path))
+            first = next(src.rows(limit=1), None)
+            if first is not None and "messages" in first[1]:
+                items = []
+                for index, (number, row) in enumerate(src.rows(limit=limit)):
+                    try:
+                        items.append(item_from_messages(row.get("messages"), index))
+                    except ValueError as exc:
+                        raise TaskError(f"{path}:{number}: {exc}") from None
+                return items
         from llamafactory_ext.data.multit import load_multit
 
-        source = getattr(self.cfg, "source", None)
-        if not source:
-            raise TaskError("task=multit needs source=PATH (the held-out Mult-IT split, e.g. data/multit_val.json)")
-        return load_multit(source, limit=getattr(self.cfg, "limit", None))
-
+        return load_multit(source, limit=limit)

@@ -245,3 +245,26 @@ def test_multit_heldout_rescoring(tmp_path):
     assert res["modes"]["nothink"]["accuracy"] == 1.0 and res["modes"]["nothink"]["total"] == len(items)
     with pytest.raises(UserError, match="task=multit needs source"):
         run(EvalConfig(task="multit", predictions=str(pred), output_dir=str(tmp_path / "o"), progress=False))
+
+
+def test_multit_prepared_val_split_round_trip(tmp_path):
+    """The held-out split written by `prepare multit_mixed val_size=...` (sharegpt rows, thinking and
+    plain answers) is read back: re-rendering each item gives the stored user turn exactly."""
+    from llamafactory_ext.data.samples import prepare_samples
+    from llamafactory_ext.eval.tasks import get_task
+
+    ds = prepare_samples(tmp_path / "ds", names=["multit_mixed"], val_size=0.3)
+    val = next((ds / "data").glob("multit_mixed_val.jsonl"))
+    stored = [json.loads(x) for x in val.read_text(encoding="utf-8").splitlines()]
+    task = get_task("multit", EvalConfig(task="multit", source=str(val)))
+    items = task.load()
+    assert len(items) == len(stored) > 0
+    for item, row in zip(items, stored):
+        user = next(m["content"] for m in row["messages"] if m["role"] == "user")
+        assert task.messages(item)[-1]["content"] == user
+        assert item.answer in item.letters
+    pred = tmp_path / "p.jsonl"
+    pred.write_text("".join(json.dumps({"id": it.id, "mode": "think", "output": f"<think>\nx\n</think>\n\n{it.answer}"}) + "\n"
+                            for it in items), encoding="utf-8")
+    res = run(EvalConfig(task="multit", source=str(val), predictions=str(pred), output_dir=str(tmp_path / "o"), progress=False))
+    assert res["modes"]["think"]["accuracy"] == 1.0

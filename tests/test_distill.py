@@ -185,3 +185,30 @@ def test_yaml_config_and_nested_override(tmp_path, repo_root):
 def test_trace_letter(trace, letter):
     item = MCQItem(id="0", question="q", options=[("A", "a"), ("B", "b"), ("C", "c"), ("D", "d")], answer="A")
     assert distill.trace_letter(trace, item) == letter
+
+
+def test_italic_shaped_source(tmp_path, tiny_tokenizer):
+    """dataset=italic reads ITALIC's GitHub schema (options as one-key dicts, letter answers)."""
+    rows = [
+        {"question": "Chi scrisse la Divina Commedia?", "options": [{"A": "Petrarca"}, {"B": "Dante"}],
+         "answer": "B", "category": "literature", "macro_category": "culture and commonsense"},
+        {"question": "Qual è il plurale di uovo?", "options": [{"A": "uova"}, {"C": "uovi"}],
+         "answer": "C", "category": "morphology", "macro_category": "language capability"},
+    ]
+    src = tmp_path / "italic.jsonl"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+    class Teacher:
+        tokenizer = tiny_tokenizer
+
+        def generate(self, prompts, params, **_):
+            texts = [self.tokenizer.decode(ids) for ids in prompts]
+            return [Generation(text="<think>\nPenso a Dante, risposta B.\n</think>\n\nB" if "Commedia" in t
+                               else "<think>\nL'opzione C è sbagliata.\n</think>\n\nC", num_tokens=9) for t in texts]
+
+    stats = distill.run(_cfg(src, tmp_path, dataset="italic", samples_per_question=1), engine=Teacher())
+    out = [json.loads(line) for line in (tmp_path / "traces.jsonl").read_text().splitlines()]
+    # "opzione C" at the end of the second trace is read as naming C (negation is not understood):
+    # it agrees with the final answer, so the row is kept
+    assert [(r["reason"], r["category"], r["answer"]) for r in out] == [("kept", "literature", "B"), ("kept", "morphology", "C")]
+    assert stats.as_dict()["per_category"]["morphology"]["yield"] == 1.0

@@ -136,6 +136,26 @@ def register(spec: DatasetSpec, out_dir: Path, with_val: bool) -> list[str]:
     return changed
 
 
+def _remove_stale_temp_files(out_dir: Path, name: str) -> None:
+    """Temp files left by a killed run of the same data set (their process is gone)."""
+    import os
+
+    for path in out_dir.glob(f".{name}*.tmp-*"):
+        try:
+            pid = int(path.name.rsplit("-", 1)[1])
+        except ValueError:
+            continue
+        try:
+            os.kill(pid, 0)
+            alive = pid != os.getpid()
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        if not alive:
+            path.unlink(missing_ok=True)
+
+
 def _progress(src, quiet: bool):
     if quiet:
         return None
@@ -168,6 +188,7 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
     out_dir = Path(o.out_dir)
     paths = output_paths(spec.name, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_files(out_dir, spec.name)
 
     writer = AtomicJsonl(paths["train"])
     rejects: AtomicJsonl | None = AtomicJsonl(paths["rejects"]) if o.on_error == "skip" else None

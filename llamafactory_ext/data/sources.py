@@ -219,8 +219,8 @@ class Source:
             raise self.error(getattr(exc, "lineno", None), None, "invalid_json",
                              f"not valid JSON: {getattr(exc, 'msg', exc)} (column {getattr(exc, 'colno', '?')})", unit="line") from None
         if isinstance(doc, dict):
-            lists = [k for k, v in doc.items() if isinstance(v, list)]
-            if len(lists) == 1 and all(isinstance(v, (list, str, int, float, bool)) or v is None for v in doc.values()):
+            lists = [k for k, v in doc.items() if isinstance(v, list) and v and isinstance(v[0], dict)]
+            if len(lists) == 1:  # e.g. {"version": 1, "data": [{...}, ...]}
                 doc = doc[lists[0]]
             else:
                 raise self.error(None, None, "not_a_list", "expected a JSON array of rows (or an object holding one array of rows)")

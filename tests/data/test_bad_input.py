@@ -159,6 +159,10 @@ def test_killed_run_leaves_no_readable_half_file(tmp_path):
     assert not (out / "synth_gsm8k.jsonl").exists()
     assert not (out / "synth_gsm8k.manifest.json").exists()
     assert all(p.name.startswith(".") for p in out.iterdir())
+    # the next run clears the dead run's temp file and writes complete outputs
+    small = write_jsonl(tmp_path / "small.jsonl", [SYNTH_GOOD])
+    run("synth_gsm8k", PrepareOptions(source=str(small), out_dir=str(out), register=False), quiet=True)
+    assert sorted(p.name for p in out.iterdir()) == ["synth_gsm8k.jsonl", "synth_gsm8k.manifest.json"]
 
 
 def test_cli_exit_code_message_and_list(tmp_path, ext_cli):

@@ -207,6 +207,21 @@ class HFEngine:
             pass
 
 
+def _lora_rank_slot(adapter: str, requested: int) -> int:
+    """vLLM serves LoRA ranks up to ``max_lora_rank`` (8, 16, 32, 64, 128, 256, ...): raise it to
+    fit the adapter's ``r`` (the published Mult-IT rank 24 needs 32)."""
+    import json
+
+    rank = requested
+    try:
+        r = int(json.loads((Path(_resolve(adapter)) / "adapter_config.json").read_text(encoding="utf-8")).get("r") or 0)
+    except Exception:  # noqa: BLE001 - a Hub adapter or an unreadable config: keep the request
+        r = 0
+    while rank < r:
+        rank *= 2
+    return rank
+
+
 class VLLMEngine:
     """``vllm.LLM`` offline generation from prompt token ids; LoRA via ``LoRARequest``.
 
@@ -259,7 +274,7 @@ class VLLMEngine:
         if adapter_name_or_path:
             from vllm.lora.request import LoRARequest
 
-            kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank)
+            kwargs.update(enable_lora=True, max_lora_rank=_lora_rank_slot(adapter_name_or_path, max_lora_rank))
             self.lora_request = LoRARequest("adapter", 1, _resolve(adapter_name_or_path))
         self.llm = LLM(**kwargs)
 

@@ -112,12 +112,13 @@ def fake_vllm(monkeypatch):
 def test_vllm_backend_requests_and_scoring(tmp_path, fake_vllm, tiny_model, italic_file):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_config.json").write_text('{"r": 48, "peft_type": "LORA"}')
     res = run(EvalConfig(task="italic", source=str(italic_file), model_name_or_path=str(tiny_model),
                          adapter_name_or_path=str(adapter), backend="vllm", batch_size=2, max_new_tokens=64,
                          max_lora_rank=32, output_dir=str(tmp_path / "o"), progress=False))
     (llm,) = LLM.instances
-    assert llm.kwargs["model"] == str(tiny_model) and llm.kwargs["enable_lora"] is True and llm.kwargs["max_lora_rank"] == 32
+    assert llm.kwargs["model"] == str(tiny_model) and llm.kwargs["enable_lora"] is True
+    assert llm.kwargs["max_lora_rank"] == 64  # asked 32, the adapter has r 48: raised to vLLM's next slot
     assert len(llm.calls) == 6  # 5 items, chunks of 2, two modes
     for call in llm.calls:
         assert call["lora"] == LoRARequest("adapter", 1, str(adapter))

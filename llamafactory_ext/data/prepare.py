@@ -209,7 +209,7 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
         if rejects is None:
             raise err
         rejected[err.reason] += 1
-        rejects.write({**err.as_dict(), "data": raw})
+        rejects.write({**err.as_dict(), "data": raw}, default=repr)  # source rows may hold non-JSON values
 
     unreadable = 0  # rows the source could not even parse (they never reach the converter)
 
@@ -249,16 +249,26 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
                 out_bytes += len(line)
             if (o.max_rows is not None and written >= o.max_rows) or (o.max_bytes is not None and out_bytes >= o.max_bytes):
                 break
+        if written == 0:
+            raise UserError(
+                f"{spec.name}: no rows to write from {src.display} (read {read + unreadable}; "
+                f"dropped {dict(dropped) or 0}; rejected {dict(rejected) or 0})"
+                + (f"; bad rows are in {paths['rejects']}" if rejects is not None and rejects.rows else "")
+                + (". Do the traces come from this source?" if "no_trace" in dropped else "")
+            )
         if split:
             val_idx = _split_val(strata, o.val_size, o.seed)
             val_writer = AtomicJsonl(paths["val"])
             for i, line in enumerate(buffered):
                 (val_writer if i in val_idx else writer).write_line(line)
             buffered.clear()
-    except BaseException:
+    except BaseException as exc:
         writer.abort()
         if rejects is not None:
-            rejects.abort()
+            if isinstance(exc, UserError) and rejects.rows:
+                rejects.commit()  # nothing usable, but the bad rows are worth reading
+            else:
+                rejects.abort()
         if val_writer is not None:
             val_writer.abort()
         raise

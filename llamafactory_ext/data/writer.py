@@ -18,12 +18,12 @@ from typing import Any
 try:
     import orjson as _orjson
 
-    def dumps_line(obj: Any) -> bytes:
-        return _orjson.dumps(obj) + b"\n"
+    def dumps_line(obj: Any, default: Any = None) -> bytes:
+        return _orjson.dumps(obj, default=default) + b"\n"
 except ImportError:  # pragma: no cover
 
-    def dumps_line(obj: Any) -> bytes:
-        return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+    def dumps_line(obj: Any, default: Any = None) -> bytes:
+        return (json.dumps(obj, ensure_ascii=False, default=default) + "\n").encode("utf-8")
 
 
 def temp_path(path: Path) -> Path:
@@ -43,8 +43,9 @@ class AtomicJsonl:
         self.bytes = 0
         self.done = False
 
-    def write(self, obj: Any) -> int:
-        return self.write_line(dumps_line(obj))
+    def write(self, obj: Any, default: Any = None) -> int:
+        """Write one JSON row; ``default`` turns values JSON does not know into something it does."""
+        return self.write_line(dumps_line(obj, default))
 
     def write_line(self, line: bytes) -> int:
         """Write one already-encoded JSON line (ending in ``\\n``); returns its size."""

@@ -184,3 +184,32 @@ def test_cli_exit_code_message_and_list(tmp_path, ext_cli):
     assert "source=PATH/quiz.json traces=PATH/traces.jsonl" in lines["multit_think"]
     unknown = run_cmd([*ext_cli, "prepare", "multit_nothnk"])
     assert unknown.returncode == 2 and "did you mean 'multit_nothink'" in unknown.stderr
+
+
+def test_nothing_to_write_is_an_error_not_an_empty_file(tmp_path):
+    src = write_jsonl(tmp_path / "quiz.jsonl", [{"question": "x?", "choices": ["a", "b"], "answer": "Q"}] * 3)
+    out = tmp_path / "data"
+    with pytest.raises(Exception, match=r"no rows to write .* rejected \{'answer_not_in_options': 3\}"):
+        run("multit_nothink", PrepareOptions(source=str(src), out_dir=str(out), on_error="skip"), quiet=True)
+    assert not (out / "multit_nothink.jsonl").exists()
+    assert len(read_jsonl(out / "multit_nothink.rejects.jsonl")) == 3
+    traces = write_jsonl(tmp_path / "traces.jsonl", [{"key": "other", "trace": "t", "correct": True, "reason": "kept"}])
+    with pytest.raises(Exception, match=r"no_trace.*Do the traces come from this source"):
+        run("multit_think", PrepareOptions(source=str(SAMPLES_DIR / "multit_quiz.json"), traces=str(traces), out_dir=str(out)), quiet=True)
+
+
+def test_rejects_keep_rows_with_values_json_cannot_hold(tmp_path):
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([
+        {"question": "a?", "answer": "1 + 1 = <<1+1=2>>2\n#### 2", "ts": datetime.datetime(2024, 1, 1), "blob": b"\x00\x01"},
+        {"question": "", "answer": "x\n#### 1", "ts": datetime.datetime(2024, 1, 2), "blob": b"\xff"},
+    ])
+    pq.write_table(table, tmp_path / "g.parquet")
+    m = run("gsm8k", PrepareOptions(source=str(tmp_path / "g.parquet"), out_dir=str(tmp_path / "o"), on_error="skip"), quiet=True)
+    assert m["rows"]["written"] == 1 and m["rejected"] == {"empty": 1}
+    rej = read_jsonl(tmp_path / "o" / "gsm8k.rejects.jsonl")
+    assert rej[0]["row"] == 2 and rej[0]["field"] == "question" and rej[0]["data"]["blob"] == repr(b"\xff")

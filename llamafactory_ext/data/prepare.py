@@ -163,7 +163,7 @@ def _progress(src, quiet: bool):
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         return None
-    if src.kind == "local" and src.format == "jsonl":
+    if src is not None and src.kind == "local" and src.format == "jsonl":
         return tqdm(total=src.path.stat().st_size, unit="B", unit_scale=True, desc=f"prepare {src.path.name}",
                     file=sys.stderr, disable=None, mininterval=1.0)
     return tqdm(unit=" rows", desc="prepare", file=sys.stderr, disable=None, mininterval=1.0)
@@ -174,16 +174,20 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
     spec = get_spec(name)
     o = options or PrepareOptions()
     _check(spec, o)
-    source = o.source or spec.default_source
-    if source is None:
+    wanted = o.source if isinstance(o.source, list) else [o.source or spec.default_source]
+    if not wanted or any(w is None for w in wanted):
         raise UserError(f"{spec.name}: no default source; pass source=PATH. {spec.source_help}")
     started = time.time()
-    src = open_source(
-        source,
-        hub_config=o.hub_config if o.hub_config is not None else spec.hub_config,
-        split=o.split or spec.hub_split,
-        streaming=o.streaming if o.streaming is not None else spec.streaming,
-    )
+    sources = [
+        open_source(
+            w,
+            hub_config=o.hub_config if o.hub_config is not None else spec.hub_config,
+            split=o.split or spec.hub_split,
+            streaming=o.streaming if o.streaming is not None else spec.streaming,
+        )
+        for w in wanted
+    ]
+    src = sources[0]
     converter = spec.make(o)
     out_dir = Path(o.out_dir)
     paths = output_paths(spec.name, out_dir)
@@ -200,7 +204,7 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
     read = 0
     written = 0
     out_bytes = 0
-    bar = _progress(src, quiet)
+    bar = _progress(src if len(sources) == 1 else None, quiet)
     last_bytes = 0
     val_writer: AtomicJsonl | None = None
     outputs: dict[str, Any] = {}
@@ -218,13 +222,21 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
         unreadable += 1
         on_bad(err, raw)
 
+    def all_rows():
+        nonlocal src
+        for src in sources:
+            left = None if o.limit is None else o.limit - read - unreadable
+            if left is not None and left <= 0:
+                return
+            yield from src.rows(limit=left, on_bad=on_unreadable)
+
     try:
         index = -1
-        for number, row in src.rows(limit=o.limit, on_bad=on_unreadable):
+        for number, row in all_rows():
             index += 1
             read += 1
             if bar is not None and not read % 2000:
-                if src.kind == "local" and src.format == "jsonl":
+                if len(sources) == 1 and src.kind == "local" and src.format == "jsonl":
                     bar.update(src.bytes_read - last_bytes)
                     last_bytes = src.bytes_read
                 else:
@@ -251,7 +263,7 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
                 break
         if written == 0:
             raise UserError(
-                f"{spec.name}: no rows to write from {src.display} (read {read + unreadable}; "
+                f"{spec.name}: no rows to write from {', '.join(s.display for s in sources)} (read {read + unreadable}; "
                 f"dropped {dict(dropped) or 0}; rejected {dict(rejected) or 0})"
                 + (f"; bad rows are in {paths['rejects']}" if rejects is not None and rejects.rows else "")
                 + (". Do the traces come from this source?" if "no_trace" in dropped else "")
@@ -296,7 +308,8 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seed": o.seed,
         "options": dataclasses.asdict(o),
-        "source": src.fingerprint(),
+        "source": sources[0].fingerprint() if len(sources) == 1 else {
+            "source": ", ".join(s.spec for s in sources), "kind": "multiple", "parts": [s.fingerprint() for s in sources]},
         "rows": {
             "read": read + unreadable,
             "written": written,

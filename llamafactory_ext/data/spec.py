@@ -28,7 +28,7 @@ SHAREGPT_TAGS = {
 class PrepareOptions:
     """Keys of ``llamafactory-ext prepare NAME [key=value ...]``."""
 
-    source: str | None = dataclasses.field(default=None, metadata={"help": "Hub id or local json/jsonl/parquet/csv file (default: the data set's own)"})
+    source: str | list[str] | None = dataclasses.field(default=None, metadata={"help": "Hub id or local json/jsonl/parquet/csv file, or a list [a.json,b.json] read in turn (default: the data set's own)"})
     limit: int | None = dataclasses.field(default=None, metadata={"help": "read at most N source rows"})
     out_dir: str = dataclasses.field(default="data", metadata={"help": "where NAME.jsonl, NAME.manifest.json and rejects go"})
     seed: int = dataclasses.field(default=42, metadata={"help": "seed for the validation split and mixing"})

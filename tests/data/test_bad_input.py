@@ -213,3 +213,22 @@ def test_rejects_keep_rows_with_values_json_cannot_hold(tmp_path):
     assert m["rows"]["written"] == 1 and m["rejected"] == {"empty": 1}
     rej = read_jsonl(tmp_path / "o" / "gsm8k.rejects.jsonl")
     assert rej[0]["row"] == 2 and rej[0]["field"] == "question" and rej[0]["data"]["blob"] == repr(b"\xff")
+
+
+def test_several_sources_read_in_turn(tmp_path, ext_cli):
+    """Multi-IT-A and Multi-IT-C in one data set: source=[a,b]; errors name the right file."""
+    a = tmp_path / "A" / "quiz.json"
+    a.parent.mkdir()
+    a.write_text(json.dumps([GOOD, GOOD]), encoding="utf-8")
+    c = write_jsonl(tmp_path / "C.jsonl", [GOOD, GOOD, GOOD])
+    out = tmp_path / "data"
+    proc = run_cmd([*ext_cli, "prepare", "multit_nothink", f"source=[{a},{c}]", f"out_dir={out}"])
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((out / "multit_nothink.manifest.json").read_text())
+    assert m["rows"]["written"] == 5 and m["source"]["kind"] == "multiple"
+    assert [p["source"] for p in m["source"]["parts"]] == [str(a), str(c)]
+    m = run("multit_nothink", PrepareOptions(source=[str(a), str(c)], out_dir=str(out), limit=3), quiet=True)
+    assert m["rows"]["read"] == 3
+    bad = write_jsonl(tmp_path / "C_bad.jsonl", [GOOD, {"question": "x?", "choices": ["a"], "answer": "A"}])
+    with pytest.raises(RowError, match=r"C_bad.jsonl: line 2, field 'choices'"):
+        run("multit_nothink", PrepareOptions(source=[str(a), str(bad)], out_dir=str(out)), quiet=True)

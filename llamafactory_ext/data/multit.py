@@ -73,17 +73,22 @@ def item_key(item: MCQItem) -> str:
     return "q" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def load_multit(source: str | os.PathLike, limit: int | None = None) -> list[MCQItem]:
-    """Mult-IT questions from a local file (json array, jsonl, parquet or csv)."""
+def load_multit(source: str | os.PathLike | list, limit: int | None = None) -> list[MCQItem]:
+    """Mult-IT questions from a local file (json array, jsonl, parquet or csv), or from a list
+    of files read in turn (``Multi-IT-A/quiz.json`` + ``Multi-IT-C/quiz.json``)."""
     if source is None:
         raise UserError(SOURCE_HELP)
-    src = open_source(source)
-    items = []
-    for index, (number, row) in enumerate(src.rows(limit=limit)):
-        try:
-            items.append(parse_multit_row(row, index))
-        except RowProblem as exc:
-            raise src.error(number, exc.field, exc.reason, exc.detail) from None
+    items: list[MCQItem] = []
+    for one in source if isinstance(source, (list, tuple)) else [source]:
+        src = open_source(one)
+        left = None if limit is None else limit - len(items)
+        if left is not None and left <= 0:
+            break
+        for number, row in src.rows(limit=left):
+            try:
+                items.append(parse_multit_row(row, len(items)))
+            except RowProblem as exc:
+                raise src.error(number, exc.field, exc.reason, exc.detail) from None
     return items
 
 

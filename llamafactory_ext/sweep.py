@@ -622,7 +622,15 @@ class _Reporter:
     def __init__(self, total: int) -> None:
         self.total = total
         self.done = 0
+        self.started = time.time()
         self.lock = threading.Lock()
+
+    def _eta(self) -> str:
+        elapsed = time.time() - self.started
+        left = self.total - self.done
+        if not left:
+            return f"elapsed {_hms(elapsed)}"
+        return f"elapsed {_hms(elapsed)}, ETA ~{_hms(elapsed / self.done * left)}"
 
     def start(self, trial: Trial, where: str) -> None:
         with self.lock:
@@ -631,7 +639,7 @@ class _Reporter:
     def finish(self, trial: Trial, state: dict) -> None:
         with self.lock:
             self.done += 1
-            tag = f"[{self.done}/{self.total}]"
+            tag = f"[{self.done}/{self.total}, {self._eta()}]"
             if state.get("status") == "done":
                 tp = state.get("trainable_params")
                 extra = f", trainable {tp:,}" if isinstance(tp, int) else ""
@@ -642,6 +650,13 @@ class _Reporter:
                     f" (log: {state.get('log')})\n" + _indent(state.get("log_tail", "")[-2000:]),
                     flush=True,
                 )
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"
 
 
 def _indent(text: str) -> str:

@@ -4,6 +4,7 @@ lora_rank sweep is tests/e2e/test_sweep_lora_rank.py)."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -188,6 +189,7 @@ def test_failed_trial_is_recorded_the_sweep_goes_on_and_retry_reruns_only_it(wor
     assert sweep.main([path]) == 1  # one trial failed
     out = capsys.readouterr().out
     assert "lora_rank-16: FAILED in train with exit code 3" in out and "boom in out/lora_rank-16" in out
+    assert re.search(r"\[1/3, elapsed \d+m\d\ds, ETA ~\d+m\d\ds\] lora_rank-8: done, trainable 8,000", out)
     state = json.loads((work / "out/lora_rank-16/trial.json").read_text())
     assert state["status"] == "failed" and state["exit_code"] == 3 and "boom" in state["log_tail"]
     assert json.loads((work / "out/lora_rank-24/trial.json").read_text())["status"] == "done"  # went on

@@ -61,10 +61,7 @@ def make_synth(path: Path, rows: int) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-WORDS = ("la città il fiume storia del regno durante secolo chiesa castello piazza museo guerra pace "
-         "popolazione abitanti comune provincia regione territorio montagna valle lago mare isola porto "
-         "arte pittura scultura architettura letteratura poeta romanzo teatro musica opera famiglia nobile "
-         "imperatore papa vescovo università scuola lingua dialetto commercio industria agricoltura vino").split()
+WORDS = ["la", "città", "il", "fiume", "storia", "del", "regno", "durante", "secolo", "chiesa", "castello", "piazza", "museo", "guerra", "pace", "popolazione", "abitanti", "comune", "provincia", "regione", "territorio", "montagna", "valle", "lago", "mare", "isola", "porto", "arte", "pittura", "scultura", "architettura", "letteratura", "poeta", "romanzo", "teatro", "musica", "opera", "famiglia", "nobile", "imperatore", "papa", "vescovo", "università", "scuola", "lingua", "dialetto", "commercio", "industria", "agricoltura", "vino"]
 TAILS = ["\n\nNote\n\nBibliografia\nA. Rossi, Storia locale, 1990.\n\nVoci correlate\nComuni d'Italia\n\nCollegamenti esterni\nSito ufficiale",
          "\n\nNote\n\nCollegamenti esterni\n", "\n\nAltri progetti\n", ""]
 

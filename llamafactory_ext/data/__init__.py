@@ -24,7 +24,7 @@ REGISTRY: dict[str, str] = {
 }
 
 
-def get_spec(name: str) -> "DatasetSpec":
+def get_spec(name: str) -> DatasetSpec:
     """The registered data set ``name``; a UserError lists the known names otherwise."""
     if name not in REGISTRY:
         import difflib
@@ -40,5 +40,5 @@ def get_spec(name: str) -> "DatasetSpec":
     return spec
 
 
-def all_specs() -> list["DatasetSpec"]:
+def all_specs() -> list[DatasetSpec]:
     return [get_spec(name) for name in REGISTRY]

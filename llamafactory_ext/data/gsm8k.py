@@ -12,6 +12,7 @@ with N canonical (:func:`canonical_number`: ``1,000.0`` -> ``1000``).
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from pathlib import Path
@@ -28,7 +29,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _STRIP = " \t\n$€£*%"
 
 
-def canonical_number(s: str | int | float | None) -> str | None:
+def canonical_number(s: str | float | None) -> str | None:
     """A number as one canonical string, or None when ``s`` is not a number.
 
     ``"1,000.0"`` -> ``"1000"``, ``"-3"`` -> ``"-3"``, ``"$5"`` -> ``"5"``, ``"0.50"`` -> ``"0.5"``,
@@ -39,7 +40,7 @@ def canonical_number(s: str | int | float | None) -> str | None:
     if s is None or isinstance(s, bool):
         return None
     if isinstance(s, (int, float)):
-        if isinstance(s, float) and not s == s:  # NaN
+        if isinstance(s, float) and math.isnan(s):
             return None
         return _canonical_str(repr(s) if isinstance(s, float) else str(s))
     return None
@@ -49,8 +50,7 @@ def canonical_number(s: str | int | float | None) -> str | None:
 def _canonical_str(s: str) -> str | None:
     text = s.strip().replace("\u2212", "-").replace(",", "").replace("_", "")
     text = text.strip(_STRIP)
-    if text.endswith("."):
-        text = text[:-1]
+    text = text.removesuffix(".")
     sign = ""
     if text[:1] in "+-" and text:
         sign, text = ("-" if text[0] == "-" else ""), text[1:].lstrip(_STRIP)

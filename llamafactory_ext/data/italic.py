@@ -16,7 +16,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from llamafactory_ext.data.fields import RowProblem, parse_answer, parse_options, require_str
+from llamafactory_ext.data.fields import (
+    RowProblem,
+    parse_answer,
+    parse_options,
+    require_str,
+)
 from llamafactory_ext.data.mcq import MCQItem
 from llamafactory_ext.data.sources import open_source
 

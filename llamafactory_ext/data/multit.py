@@ -28,7 +28,15 @@ import random
 from typing import Any
 
 from llamafactory_ext.config import UserError
-from llamafactory_ext.data.fields import Drop, RowError, RowProblem, parse_answer, parse_options, require, require_str
+from llamafactory_ext.data.fields import (
+    Drop,
+    RowError,
+    RowProblem,
+    parse_answer,
+    parse_options,
+    require,
+    require_str,
+)
 from llamafactory_ext.data.mcq import SYSTEM_PROMPT, MCQItem, build_messages
 from llamafactory_ext.data.sources import open_source
 from llamafactory_ext.data.spec import DatasetSpec, PrepareOptions

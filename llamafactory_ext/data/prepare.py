@@ -29,7 +29,7 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -305,7 +305,7 @@ def run(name: str, options: PrepareOptions | None = None, quiet: bool = False) -
         "name": spec.name,
         "stage": spec.stage,
         "converter_version": spec.version,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": o.seed,
         "options": dataclasses.asdict(o),
         "source": sources[0].fingerprint() if len(sources) == 1 else {

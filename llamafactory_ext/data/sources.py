@@ -237,7 +237,7 @@ class Source:
 
         try:
             pf = pq.ParquetFile(str(self.path))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise SourceError(f"{self.path}: not a readable parquet file: {exc}") from exc
         number = 0
         for batch in pf.iter_batches(batch_size=4096):
@@ -263,8 +263,7 @@ class Source:
 
     def _hub(self) -> Iterator[tuple[int, Any]]:
         ds = load_hub(self.spec, self.hub_config, self.split, self.streaming)
-        for number, row in enumerate(ds, start=1):
-            yield number, row
+        yield from enumerate(ds, start=1)
 
 
 def _maybe_json(value: str) -> Any:
@@ -303,7 +302,7 @@ def load_hub(repo_id: str, config: str | None, split: str, streaming: bool):
         import datasets
 
         return datasets.load_dataset(repo_id, config, split=split, streaming=streaming)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise SourceError(
             f"cannot load Hub data set {repo_id!r} (config {config!r}, split {split!r}): {type(exc).__name__}: {exc}. "
             "Offline? Download it and pass the local file as source=PATH"

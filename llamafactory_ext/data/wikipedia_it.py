@@ -26,7 +26,7 @@ TAIL_SECTIONS = (
     "Voci correlate", "Altri progetti", "Collegamenti esterni", "Letture consigliate",
     "Ulteriori letture", "Sitografia", "Approfondimenti",
 )
-_TAIL = re.compile(r"^[ \t]*(?:" + "|".join(re.escape(s) for s in TAIL_SECTIONS) + r")[ \t]*:?[ \t]*$", re.M)
+_TAIL = re.compile(r"^[ \t]*(?:" + "|".join(re.escape(s) for s in TAIL_SECTIONS) + r")[ \t]*:?[ \t]*$", re.MULTILINE)
 _BLANKS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 try:
     import orjson as _orjson
@@ -37,7 +37,7 @@ class AtomicJsonl:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = temp_path(self.path)
-        self._file = open(self.tmp, "wb")
+        self._file = open(self.tmp, "wb")  # noqa: SIM115 - closed by commit() / abort()
         self._sha = hashlib.sha256()
         self.rows = 0
         self.bytes = 0
@@ -75,7 +75,7 @@ class AtomicJsonl:
                 self.tmp.unlink(missing_ok=True)
             self.done = True
 
-    def __enter__(self) -> "AtomicJsonl":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

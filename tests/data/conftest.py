@@ -19,8 +19,7 @@ def samples_dataset_dir(tmp_path_factory) -> Path:
 def write_jsonl(path: Path, rows: list) -> Path:
     """Rows are dicts (dumped as JSON) or raw ``bytes`` lines written as they are."""
     with open(path, "wb") as f:
-        for row in rows:
-            f.write(row if isinstance(row, bytes) else (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        f.writelines(row if isinstance(row, bytes) else (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8") for row in rows)
     return path
 
 

@@ -117,7 +117,7 @@ def traces_rows(quiz: list[dict], traces: list[tuple[str, str]]) -> list[dict]:
     return out
 
 
-def _fmt(n: int | float) -> str:
+def _fmt(n: float) -> str:
     if isinstance(n, float) and n.is_integer():
         n = int(n)
     return f"{n:,}" if isinstance(n, int) else f"{n}"
@@ -283,8 +283,7 @@ def wikipedia_rows() -> list[dict]:
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def main() -> None:
@@ -296,7 +295,7 @@ def main() -> None:
     write_jsonl(OUT / "synth_gsm8k.jsonl", synth_rows())
     write_jsonl(OUT / "wikipedia_it.jsonl", wikipedia_rows())
     for p in sorted(OUT.iterdir()):
-        print(p.name, sum(1 for _ in open(p, encoding="utf-8")) if p.suffix == ".jsonl" else len(json.loads(p.read_text())))
+        print(p.name, len(p.read_text(encoding="utf-8").splitlines()) if p.suffix == ".jsonl" else len(json.loads(p.read_text())))
 
 
 if __name__ == "__main__":

@@ -139,8 +139,7 @@ def test_killed_run_leaves_no_readable_half_file(tmp_path):
     big = tmp_path / "big.jsonl"
     row = (json.dumps(SYNTH_GOOD) + "\n").encode()
     with open(big, "wb") as f:
-        for i in range(400_000):
-            f.write(row.replace(b"How many?", f"How many ({i})?".encode()))
+        f.writelines(row.replace(b"How many?", f"How many ({i})?".encode()) for i in range(400_000))
     out = tmp_path / "data"
     from llamafactory_ext.testing import cpu_env
 

@@ -99,7 +99,7 @@ def test_multit_mixed_fraction_and_mix_all(tmp_path):
     from llamafactory_ext.data.prepare import run
     from llamafactory_ext.data.spec import PrepareOptions
 
-    common = dict(source=str(SAMPLES_DIR / "multit_quiz.json"), traces=str(SAMPLES_DIR / "multit_traces.jsonl"), register=False)
+    common = {"source": str(SAMPLES_DIR / "multit_quiz.json"), "traces": str(SAMPLES_DIR / "multit_traces.jsonl"), "register": False}
     m_all = run("multit_mixed", PrepareOptions(out_dir=str(tmp_path / "a"), mix="all", **common), quiet=True)
     assert m_all["rows"]["written"] == 60 + 30  # every question plain + the 30 with a trace
     half = [run("multit_mixed", PrepareOptions(out_dir=str(tmp_path / f"h{s}"), nothink_fraction=0.5, seed=s, **common), quiet=True)
@@ -161,7 +161,7 @@ def test_wikipedia_it_cleaning(samples_dataset_dir):
         text = row["text"]
         assert len(text) >= 200 and text == text.strip() and "\n\n\n" not in text
         for heading in ("Bibliografia", "Collegamenti esterni", "Voci correlate", "Altri progetti"):
-            assert not re.search(rf"^{heading}$", text, re.M), (heading, text[-200:])
+            assert not re.search(rf"^{heading}$", text, re.MULTILINE), (heading, text[-200:])
     by_title = {r["title"]: r["text"] for r in src}
     firenze = next(r["text"] for r in rows if r["text"].startswith("Firenze"))
     assert re.sub(r"\n{3,}", "\n\n", by_title["Firenze"]).startswith(firenze) and firenze.endswith("numerosi visitatori.")
@@ -200,7 +200,7 @@ def test_val_split_is_seeded_stratified_and_registered(tmp_path, name, stratum):
     assert len(val) == round(total * 0.2) and len(train) + len(val) == total
     assert m["rows"]["val"] == len(val) and m["outputs"]["val"]["rows"] == len(val)
     assert val == val_b and train == train_b and val != val_c
-    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    key = lambda r: json.dumps(r, sort_keys=True)
     assert not {key(r) for r in train} & {key(r) for r in val}
     if stratum == "letter":  # each answer letter keeps (about) its share
         all_letters = Counter(r["messages"][-1]["content"] for r in train + val)

@@ -38,10 +38,9 @@ def lf_load(samples_dataset_dir, tiny_model, tmp_path_factory):
 
 
 def _lf_load(samples_dataset_dir, tiny_model, tmp_path_factory):
-    from transformers import AutoTokenizer, Seq2SeqTrainingArguments
-
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.hparams import DataArguments, ModelArguments
+    from transformers import AutoTokenizer, Seq2SeqTrainingArguments
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
     out = tmp_path_factory.mktemp("lf-out")

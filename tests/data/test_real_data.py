@@ -35,7 +35,7 @@ def test_all_gsm8k_train_rows_convert(gsm8k_dir, tmp_path):
     for row, ref in zip(rows, src):
         text = row["messages"][1]["content"]
         assert "<<" not in text and ">>" not in text and "####" not in text
-        final = re.search(r"^#### (.+)$", ref["answer"], re.M).group(1)
+        final = re.search(r"^#### (.+)$", ref["answer"], re.MULTILINE).group(1)
         commas += "," in final
         negatives += final.startswith("-")
         out = split_output(text)
@@ -74,7 +74,7 @@ def test_italic_hub_schema_from_parquet(italic_dir, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [json.loads(line) for line in open(italic_dir / "italic.jsonl", encoding="utf-8")]
+    rows = [json.loads(line) for line in (italic_dir / "italic.jsonl").read_text(encoding="utf-8").splitlines()]
     hub = []
     for r in rows:
         letters = [next(iter(o)) for o in r["options"]]

@@ -74,7 +74,7 @@ def test_json_array_errors(tmp_path):
         list(iter_rows(broken))
     assert "line 4" in str(err.value) and "quiz.json" in str(err.value)
     latin = tmp_path / "latin.json"
-    latin.write_bytes('[\n{"question": "perch'.encode() + b"\xe9" + b'"}\n]')
+    latin.write_bytes(b'[\n{"question": "perch' + b"\xe9" + b'"}\n]')
     with pytest.raises(RowError, match=r"line 2.*UTF-8"):
         list(iter_rows(latin))
     lines = tmp_path / "lines.json"  # JSON lines saved as .json: read as JSONL

@@ -106,9 +106,9 @@ def run_compare(r) -> dict[str, Any]:
     md = [
         "# Side-by-side generations",
         "",
-        f"Base: `{cfg.model_name_or_path}` · tuned: `{cfg.model_name_or_path}` + `{cfg.adapter_name_or_path}` · "
-        f"template `{r.template}` · temperature {params.temperature}, top_p {params.top_p}, "
-        f"max_new_tokens {params.max_new_tokens}, seed {seed}",
+        (f"Base: `{cfg.model_name_or_path}` · tuned: `{cfg.model_name_or_path}` + `{cfg.adapter_name_or_path}` · "
+         f"template `{r.template}` · temperature {params.temperature}, top_p {params.top_p}, "
+         f"max_new_tokens {params.max_new_tokens}, seed {seed}"),
         "",
     ]
     for row in rows:

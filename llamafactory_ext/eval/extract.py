@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 
 from llamafactory_ext.thinking import split_output
 
@@ -194,7 +195,7 @@ def extract_choice(text: Any, item: Any, chain: str = "default") -> tuple[str | 
                 value = None
             if value is not None:
                 return value, name
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001, S110 - never raise
         pass
     return None, NONE
 
@@ -328,6 +329,6 @@ def extract_number(text: Any, chain: str = "default") -> tuple[str | None, str]:
                 value = None
             if value is not None:
                 return value, name
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001, S110 - never raise
         pass
     return None, NONE

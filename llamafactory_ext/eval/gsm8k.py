@@ -4,7 +4,7 @@ from ``data.gsm8k.load_gsm8k``; the answer is the number after ``The answer is``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from llamafactory_ext.eval.extract import NUMBER_CHAINS, extract_number, numbers_equal
 from llamafactory_ext.eval.tasks import Task, TaskError
@@ -20,7 +20,7 @@ INSTRUCTION_EXPLICIT = 'Solve the problem step by step. End your reply with the 
 
 class GSM8KTask(Task):
     name = "gsm8k"
-    default_max_new_tokens = {NOTHINK: 512, THINK: 4096}
+    default_max_new_tokens: ClassVar[dict[str, int]] = {NOTHINK: 512, THINK: 4096}
     answer_tokens = 32
 
     def load(self) -> list[dict[str, Any]]:

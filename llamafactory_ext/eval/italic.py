@@ -9,7 +9,7 @@ category, ``A) ...`` option lines; ``variant`` ``fast`` (letter only) or ``cot``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 from llamafactory_ext.data import mcq
 from llamafactory_ext.eval.extract import CHOICE_CHAINS, extract_choice
@@ -27,7 +27,7 @@ class MCQTask(Task):
     """Shared by ITALIC and Mult-IT: MCQItem rendering, letter extraction."""
 
     has_categories = True
-    default_max_new_tokens = {NOTHINK: 350, THINK: 4096}
+    default_max_new_tokens: ClassVar[dict[str, int]] = {NOTHINK: 350, THINK: 4096}
     answer_tokens = 16
 
     def gold(self, item: mcq.MCQItem) -> str:

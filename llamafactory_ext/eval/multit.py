@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import ClassVar
 
 from llamafactory_ext.data import mcq
 from llamafactory_ext.eval.italic import MCQTask
@@ -26,7 +27,7 @@ _CATEGORY_EN = {v: k for k, v in mcq.CATEGORY_IT.items()}
 def item_from_messages(messages: list, index: int) -> mcq.MCQItem:
     """A prepared sharegpt row -> MCQItem; ValueError naming what is wrong."""
     if not isinstance(messages, list):
-        raise ValueError("field 'messages' must be a list")
+        raise ValueError("field 'messages' must be a list")  # noqa: TRY004 - a row problem, reported with its line
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     answers = [m for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
     if not users or not answers:
@@ -52,7 +53,7 @@ def item_from_messages(messages: list, index: int) -> mcq.MCQItem:
 
 class MultITTask(MCQTask):
     name = "multit"
-    categories: dict[str, list[str]] = {}
+    categories: ClassVar[dict[str, list[str]]] = {}
 
     def load(self) -> list[mcq.MCQItem]:
         source = getattr(self.cfg, "source", None)

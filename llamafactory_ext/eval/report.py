@@ -40,7 +40,7 @@ import statistics
 import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from llamafactory_ext.config import UserError
 
@@ -251,9 +251,9 @@ def render_markdown(results: dict[str, Any], baseline: dict[str, Any] | None, ta
         out += mode_table(s, base, task_categories)
         if "format" in s:
             f = s["format"]
-            out += ["", f"Format compliance: closed `</think>` {_pct(f['closed_think'])} %, balanced tags "
-                        f"{_pct(f['balanced_tags'])} %, cut off at max_new_tokens {_pct(f['cut_off'])} %, mean reasoning "
-                        f"length {f['mean_reasoning_words']} words."]
+            out += ["", (f"Format compliance: closed `</think>` {_pct(f['closed_think'])} %, balanced tags "
+                         f"{_pct(f['balanced_tags'])} %, cut off at max_new_tokens {_pct(f['cut_off'])} %, mean reasoning "
+                         f"length {f['mean_reasoning_words']} words.")]
         if "faithfulness" in s:
             fa = s["faithfulness"]
             out += ["", f"Faithfulness probe ({fa['samples']} items, reasoning cut and answer forced):", "",
@@ -314,8 +314,3 @@ def plot_categories(results: dict[str, Any], baseline: dict[str, Any] | None, ou
         paths.append(path)
     return paths
 
-
-def iter_jsonl(path: str | os.PathLike) -> Iterable[tuple[int, str]]:
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            yield n, line

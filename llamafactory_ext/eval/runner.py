@@ -23,7 +23,6 @@ per mode: Category | Baseline | Model | Δ), one PNG per mode.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import sys
@@ -44,7 +43,14 @@ from llamafactory_ext.eval.report import (
     summarize,
 )
 from llamafactory_ext.eval.tasks import OK, TASKS, Task, get_task
-from llamafactory_ext.thinking import MODES, NOTHINK, THINK, format_thinking, split_output, truncate_reasoning
+from llamafactory_ext.thinking import (
+    MODES,
+    NOTHINK,
+    THINK,
+    format_thinking,
+    split_output,
+    truncate_reasoning,
+)
 
 USAGE = "CONFIG.yaml [key=value ...]"
 THINKING = {"on": (THINK,), "off": (NOTHINK,), "both": (THINK, NOTHINK), THINK: (THINK,), NOTHINK: (NOTHINK,)}
@@ -57,7 +63,7 @@ class EvalError(UserError):
     pass
 
 
-def _f(default: Any, help: str) -> Any:  # noqa: A002
+def _f(default: Any, help: str) -> Any:
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: default, metadata={"help": help})
     return field(default=default, metadata={"help": help})
@@ -88,7 +94,7 @@ class EvalConfig:
     max_new_tokens: int | None = _f(None, "default per task and mode: ITALIC 350 / 4096 (think), GSM8K 512 / 4096")
     temperature: float | None = _f(None, "0 = greedy (default); compare: 0.6")
     top_p: float | None = _f(None, "nucleus sampling (default 1.0; compare: 0.95)")
-    seeds: list[int] | None = _f(None, "with temperature > 0: one run per seed, mean ± std, e.g. [42,123,456]")
+    seeds: list[int] | None = field(default=None, metadata={"help": "with temperature > 0: one run per seed, mean ± std, e.g. [42,123,456]"})
     device: str | None = _f(None, "hf: cpu | cuda | cuda:1 (default: cuda when available)")
     dtype: str = _f("auto", "hf/vllm dtype: auto | float32 | bfloat16 | float16")
     gpu_memory_utilization: float = _f(0.9, "vllm")
@@ -141,7 +147,7 @@ def adapter_training_template(adapter: str | None) -> str | None:
         if p.is_file():
             try:
                 data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S112 - an unreadable file records no template
                 continue
             if isinstance(data, dict) and data.get(key):
                 return str(data[key])
@@ -160,7 +166,11 @@ def adapter_base_model(adapter: str | None) -> str | None:
 
 
 def resolve(cfg: EvalConfig) -> Resolved:
-    from llamafactory_ext.prompts import ModeError, is_reasoning_template, training_modes
+    from llamafactory_ext.prompts import (
+        ModeError,
+        is_reasoning_template,
+        training_modes,
+    )
 
     warnings: list[str] = []
     if cfg.task not in TASKS and cfg.task != "compare":
@@ -242,7 +252,7 @@ def read_predictions(path: Path, repair_tail: bool = False) -> list[dict[str, An
         try:
             row = json.loads(line.decode("utf-8"))
             if not isinstance(row, dict):
-                raise ValueError("not a JSON object")
+                raise ValueError("not a JSON object")  # noqa: TRY004 - reported as a bad line below
         except (ValueError, UnicodeDecodeError) as exc:
             is_tail = n == len(lines) and not raw.endswith(b"\n")
             if repair_tail and is_tail:
@@ -309,7 +319,7 @@ class PredictionWriter:
     """Appends one JSON line per finished item, flushed and fsync'ed per batch."""
 
     def __init__(self, path: Path) -> None:
-        self.fh = open(path, "a", encoding="utf-8")
+        self.fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the whole run, closed in close()
 
     def write(self, row: dict[str, Any]) -> None:
         self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -321,6 +331,17 @@ class PredictionWriter:
     def close(self) -> None:
         self.flush()
         self.fh.close()
+
+
+class _FlushingBar:
+    """Progress hook: flush the predictions file once per batch, then move the bar."""
+
+    def __init__(self, writer: PredictionWriter, bar) -> None:
+        self.writer, self.bar = writer, bar
+
+    def update(self, n: int) -> None:
+        self.writer.flush()
+        self.bar.update(n)
 
 
 def _encoders(engine, template: str, modes: tuple[str, ...]):
@@ -356,19 +377,14 @@ def generate_predictions(r: Resolved, task: Task, items: list[Any], engine) -> N
                 bar = _progress(len(items), len(items) - len(todo), label, cfg.progress)
                 last = [time.perf_counter()]
 
-                def on_result(i: int, gen, mode=mode, seed=seed, todo=todo, prompts=prompts) -> None:
+                def on_result(i: int, gen, mode=mode, seed=seed, todo=todo, prompts=prompts, last=last) -> None:
                     now = time.perf_counter()
                     extra = {"num_tokens": gen.num_tokens, "finished": gen.finished,
                              "prompt_tokens": len(prompts[i]), "gen_time_s": round(now - last[0], 4)}
                     last[0] = now
                     writer.write(score_row(task, todo[i], mode, gen.text, seed, extra))
 
-                class _Bar:  # flush the file once per batch, then move the bar
-                    def update(self, n: int) -> None:
-                        writer.flush()
-                        bar.update(n)
-
-                engine.generate(prompts, params, on_result=on_result, progress=_Bar())
+                engine.generate(prompts, params, on_result=on_result, progress=_FlushingBar(writer, bar))
                 bar.close()
     finally:
         writer.close()
@@ -583,4 +599,4 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["EvalConfig", "EvalError", "main", "run", "resolve", "read_predictions"]
+__all__ = ["EvalConfig", "EvalError", "main", "read_predictions", "resolve", "run"]

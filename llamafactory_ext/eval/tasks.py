@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from llamafactory_ext.config import UserError
 from llamafactory_ext.thinking import NOTHINK, THINK, split_output
@@ -46,7 +46,7 @@ class Task:
     name = ""
     has_categories = False
     # default max_new_tokens per mode (the published ITALIC protocol uses 350 without thinking)
-    default_max_new_tokens = {NOTHINK: 512, THINK: 4096}
+    default_max_new_tokens: ClassVar[dict[str, int]] = {NOTHINK: 512, THINK: 4096}
     # probe: tokens allowed for the forced final answer after a truncated reasoning
     answer_tokens = 32
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from llamafactory_ext.config import load_yaml
+from llamafactory_ext.config import build, load_yaml
 from llamafactory_ext.eval.runner import EvalConfig, resolve
-from llamafactory_ext.config import build
 from tests.conftest import REPO
 
 CONFIGS = sorted((REPO / "recipes" / "eval").glob("*.yaml"))

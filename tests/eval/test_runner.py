@@ -17,8 +17,8 @@ TIMING = ("gen_time_s",)
 
 
 def _cfg(tiny_model, italic_file, out, **kw):
-    base = dict(task="italic", source=str(italic_file), model_name_or_path=str(tiny_model), output_dir=str(out),
-                max_new_tokens=4, batch_size=3, progress=False)
+    base = {"task": "italic", "source": str(italic_file), "model_name_or_path": str(tiny_model), "output_dir": str(out),
+            "max_new_tokens": 4, "batch_size": 3, "progress": False}
     base.update(kw)
     return EvalConfig(**base)
 

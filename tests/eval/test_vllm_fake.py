@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import types
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pytest
 
@@ -65,7 +66,7 @@ class LoRARequest:
 
 
 class LLM:
-    instances: list = []
+    instances: ClassVar[list] = []
 
     def __init__(self, model: str, tokenizer: str | None = None, *, enable_lora: bool = False, max_lora_rank: int = 16,
                  dtype: str = "auto", seed: int = 0, gpu_memory_utilization: float = 0.9,

@@ -597,16 +597,29 @@ def run_trial(trial: Trial, gpu_ids: list[str] | None = None) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
+def _tokenized_dir(path: str, cwd: str) -> Path:
+    return Path(path) if Path(path).is_absolute() else Path(cwd) / path
+
+
 def _tokenized_ready(path: str | None, cwd: str) -> bool:
+    """A complete ``DatasetDict.save_to_disk`` folder: ``dataset_dict.json`` (written first) and, per
+    split, ``state.json`` + ``dataset_info.json`` (written after the data)."""
     if path is None:
         return True
-    p = Path(path) if Path(path).is_absolute() else Path(cwd) / path
-    return p.is_dir() and any(p.iterdir())
+    p = _tokenized_dir(path, cwd)
+    try:
+        splits = json.loads((p / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return all((p / s / "state.json").is_file() and (p / s / "dataset_info.json").is_file() for s in splits)
 
 
 def _next_wave(pending: list[Trial]) -> list[Trial]:
     """All pending trials whose tokenized data exists, plus the first trial of each group that lacks it
-    (that one tokenizes; the rest of its group waits for the next wave)."""
+    (that one tokenizes; the rest of its group waits for the next wave). A partial folder left by an
+    interrupted tokenization is removed first: LLaMA-Factory would try to load any non-empty folder."""
+    import shutil
+
     wave: list[Trial] = []
     opened: set[str] = set()
     for t in pending:
@@ -614,6 +627,10 @@ def _next_wave(pending: list[Trial]) -> list[Trial]:
             wave.append(t)
         elif t.data_group not in opened:
             opened.add(t.data_group)  # type: ignore[arg-type]
+            partial = _tokenized_dir(t.data_group, t.cwd)  # type: ignore[arg-type]
+            if partial.exists():
+                print(f"[sweep] removing incomplete tokenized data {partial} (interrupted run)", flush=True)
+                shutil.rmtree(partial)
             wave.append(t)
     return wave
 

@@ -158,6 +158,16 @@ if os.path.exists(os.path.join(os.path.dirname(out), "FAIL_" + os.path.basename(
     print("Traceback: boom in " + out)
     sys.exit(3)
 os.makedirs(out, exist_ok=True)
+tok = args.get("tokenized_path")
+if tok and not os.path.exists(tok):  # tokenize, like LLaMA-Factory's save_to_disk
+    os.makedirs(os.path.join(tok, "train"))
+    for name in ("state.json", "dataset_info.json"):
+        open(os.path.join(tok, "train", name), "w").write("{}")
+    open(os.path.join(tok, "dataset_dict.json"), "w").write('{"splits": ["train"]}')
+import time
+open(os.path.join(out, "times"), "w").write(f"{time.time()} ")
+time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP", "0")))
+open(os.path.join(out, "times"), "a").write(f"{time.time()}")
 r = int(args["lora_rank"])
 print(f"[INFO] llamafactory.model.loader:144 >> trainable params: {r * 1000:,} || all params: 9,000,000 || trainable%: 0.1")
 open(os.path.join(out, "adapter_model.safetensors"), "wb").write(b"x")
@@ -213,9 +223,14 @@ def test_failed_trial_is_recorded_the_sweep_goes_on_and_retry_reruns_only_it(wor
 
 def test_local_gpu_slots_get_their_own_cuda_visible_devices(work, monkeypatch):
     path = _scripted(work, monkeypatch)
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "1.5")
     assert sweep.main([path, "gpus=[0,1,2,3]", "gpus_per_trial=2"]) == 0
-    seen = sorted(json.loads((work / f"out/lora_rank-{r}/trial.json").read_text())["cuda_visible_devices"] for r in (8, 16, 24))
-    assert set(seen) <= {"0,1", "2,3"} and len(set(seen)) == 2  # 2 slots of 2 GPUs, both used
+    states = [json.loads((work / f"out/lora_rank-{r}/trial.json").read_text()) for r in (8, 16, 24)]
+    times = [tuple(map(float, (work / f"out/lora_rank-{r}/times").read_text().split())) for r in (8, 16, 24)]
+    # the first trial tokenizes alone; then the two others run at the same time, one per GPU pair
+    assert times[0][1] <= min(times[1][0], times[2][0])
+    assert max(times[1][0], times[2][0]) < min(times[1][1], times[2][1])
+    assert {states[1]["cuda_visible_devices"], states[2]["cuda_visible_devices"]} == {"0,1", "2,3"}
     with pytest.raises(SweepError, match="gpus_per_trial=8 but only 4 GPU"):
         sweep.main([path, "gpus=[0,1,2,3]", "gpus_per_trial=8", "retry_failed=true", "output_dir=out2"])
 
@@ -229,3 +244,19 @@ def test_eval_metrics_from_results_json():
     m = sweep.eval_metrics(results)
     assert m == {"accuracy/think": 0.75, "unfinished/think": 1.0, "category_mean/think": 0.7,
                  "format.closed_think/think": 0.75, "accuracy/nothink": 0.5, "cut_off/nothink": 0.0}
+
+
+def test_incomplete_tokenized_data_is_removed_before_the_next_trial(work, monkeypatch, capsys):
+    """A tokenization killed half-way leaves a non-empty folder that LLaMA-Factory would try to load."""
+    path = _scripted(work, monkeypatch)
+    cfg, where = sweep.load_sweep_config([path])
+    group = Path(sweep.plan_trials(cfg, where)[0].data_group)
+    (group / "train").mkdir(parents=True)
+    (group / "dataset_dict.json").write_text('{"splits": ["train"]}')
+    (group / "train" / "data-00000-of-00001.arrow").write_bytes(b"partial")
+    assert not sweep._tokenized_ready(str(group), str(work))
+    assert sweep.main([path]) == 0
+    assert "removing incomplete tokenized data" in capsys.readouterr().out
+    # the partial folder was removed and the first trial tokenized again
+    assert not (group / "train" / "data-00000-of-00001.arrow").exists()
+    assert sweep._tokenized_ready(str(group), str(work))

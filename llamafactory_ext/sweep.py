@@ -441,7 +441,10 @@ def _eval_section(cfg: SweepConfig, where: str, cwd: str) -> dict | None:
 # running one trial (shared by the local and the Ray backends; runs on the worker)
 # --------------------------------------------------------------------------------------------
 
-ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin", "model.safetensors", "pytorch_model.bin")
+ADAPTER_FILES = (
+    "adapter_model.safetensors", "adapter_model.bin",  # LoRA / OFT adapters
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",  # full
+)
 _TRAINABLE_RE = re.compile(r"trainable params: ([\d,]+) \|\| all params: ([\d,]+)")
 
 
@@ -840,7 +843,8 @@ def collect_rows(trials: list[Trial]) -> list[dict[str, Any]]:
 
 def _columns(rows: list[dict], params: list[str]) -> list[str]:
     fixed = ["trial", "status", *params, "trainable_params", "final_loss", "train_runtime_s", "peak_vram_gb", "peak_rss_gb"]
-    metric_cols = sorted({k for r in rows for k in r if "/" in k})
+    # accuracy first (the headline), then the other metrics; each metric's modes side by side
+    metric_cols = sorted({k for r in rows for k in r if "/" in k}, key=lambda k: (not k.startswith("accuracy/"), k))
     extra = ["error"] if any("error" in r for r in rows) else []
     return fixed + metric_cols + extra
 

@@ -428,6 +428,19 @@ def _eval_section(cfg: SweepConfig, where: str, cwd: str) -> dict | None:
     if not (Path(cwd) / section["config"]).is_file():
         raise SweepError(f"{where}: eval.config: file not found: {section['config']}")
     overrides = _fixed_overrides(section.get("overrides") or {}, where)
+    try:
+        from llamafactory_ext.eval.runner import EvalConfig
+    except ImportError:  # pragma: no cover - the evaluator is part of the package
+        EvalConfig = None  # noqa: N806
+    if EvalConfig is not None:
+        import difflib
+
+        known = {f.name for f in dataclasses.fields(EvalConfig)}
+        for key in overrides:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise SweepError(f"{where}: eval.overrides.{key}: the evaluator has no key {key!r}{hint}")
     for key in ("output_dir", "adapter_name_or_path"):
         if key in overrides:
             raise SweepError(f"{where}: eval.overrides.{key}: the sweep sets {key} per trial")

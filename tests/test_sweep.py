@@ -102,12 +102,14 @@ def test_user_tokenized_path_is_respected(work):
         ("base=nope.yaml", "base recipe not found: nope.yaml"),
         ("eval.config=nope.yaml", "eval.config: file not found: nope.yaml"),
         ("plot_x=lora_alpha", "plot_x 'lora_alpha' is not a grid key"),
+        ("eval.config=ev.yaml eval.overrides.limt=5", "eval.overrides.limt: the evaluator has no key 'limt' (did you mean 'limit'?)"),
     ],
 )
 def test_bad_input_fails_before_any_trial(work, override, message):
     path = write(work / "s.yaml", SWEEP)
+    (work / "ev.yaml").write_text("task: italic\n")
     with pytest.raises(SweepError) as err:
-        sweep.main([path, override])
+        sweep.main([path, *override.split()])
     assert message in str(err.value)
     assert "s.yaml" in str(err.value)
     assert not (work / "out").exists()

@@ -37,12 +37,12 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from llamafactory_ext.config import UserError
 
@@ -65,8 +65,9 @@ class DistillError(UserError):
 
 @dataclasses.dataclass
 class DistillConfig:
-    source: str | None = dataclasses.field(
-        default=None, metadata={"help": "multiple-choice file (Mult-IT quiz.json, ITALIC jsonl) or Hub id"}
+    source: str | list[str] | None = dataclasses.field(
+        default=None,
+        metadata={"help": "multiple-choice file (Mult-IT quiz.json, ITALIC jsonl), a list of files, or a Hub id"},
     )
     output: str | None = dataclasses.field(default=None, metadata={"help": "traces JSONL to write / resume"})
     teacher: dict = dataclasses.field(
@@ -194,6 +195,13 @@ def load_items(cfg: DistillConfig) -> list[Any]:
         return load_multit(cfg.source, limit=cfg.limit)
     from llamafactory_ext.data.italic import load_italic
 
+    if isinstance(cfg.source, list):
+        items: list[Any] = []
+        for one in cfg.source:
+            items += load_italic(one, limit=None if cfg.limit is None else cfg.limit - len(items))
+            if cfg.limit is not None and len(items) >= cfg.limit:
+                break
+        return items
     return load_italic(cfg.source, limit=cfg.limit)
 
 

@@ -44,7 +44,6 @@ import hashlib
 import io
 import itertools
 import json
-import math
 import operator
 import os
 import re
@@ -56,7 +55,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from llamafactory_ext.config import ConfigError, UserError
+from llamafactory_ext.config import UserError
 
 USAGE = "SWEEP.yaml [key=value ...]   (nested keys with dots: grid.lora_rank=[8,16] fixed.max_steps=10)"
 
@@ -289,7 +288,7 @@ def _visible_gpus(cfg: SweepConfig) -> list[str]:
     if env is not None:
         return [g.strip() for g in env.split(",") if g.strip() not in ("", "-1")]
     try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
@@ -422,7 +421,7 @@ def _eval_section(cfg: SweepConfig, where: str, cwd: str) -> dict | None:
         raise SweepError(f"{where}: eval must be a mapping {{config: EVAL.yaml, overrides: {{...}}}}")
     unknown = set(section) - {"config", "overrides"}
     if unknown:
-        raise SweepError(f"{where}: eval: unknown key {sorted(unknown)[0]!r} (known: config, overrides)")
+        raise SweepError(f"{where}: eval: unknown key {min(unknown)!r} (known: config, overrides)")
     if not section.get("config"):
         raise SweepError(f"{where}: eval.config: the evaluator config file is required")
     if not (Path(cwd) / section["config"]).is_file():
@@ -431,7 +430,7 @@ def _eval_section(cfg: SweepConfig, where: str, cwd: str) -> dict | None:
     try:
         from llamafactory_ext.eval.runner import EvalConfig
     except ImportError:  # pragma: no cover - the evaluator is part of the package
-        EvalConfig = None  # noqa: N806
+        EvalConfig = None
     if EvalConfig is not None:
         import difflib
 
@@ -686,7 +685,7 @@ class _Reporter:
 
 
 def _hms(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     h, rem = divmod(seconds, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"

@@ -69,8 +69,8 @@ def quiz(tmp_path):
 
 
 def _cfg(quiz, tmp_path, **kw):
-    data = dict(source=str(quiz), output=str(tmp_path / "traces.jsonl"), teacher={"model": "scripted"},
-                samples_per_question=2, batch_size=4, progress=False)
+    data = {"source": str(quiz), "output": str(tmp_path / "traces.jsonl"), "teacher": {"model": "scripted"},
+                "samples_per_question": 2, "batch_size": 4, "progress": False}
     data.update(kw)
     return distill.DistillConfig(**data)
 
@@ -212,3 +212,16 @@ def test_italic_shaped_source(tmp_path, tiny_tokenizer):
     # it agrees with the final answer, so the row is kept
     assert [(r["reason"], r["category"], r["answer"]) for r in out] == [("kept", "literature", "B"), ("kept", "morphology", "C")]
     assert stats.as_dict()["per_category"]["morphology"]["yield"] == 1.0
+
+
+def test_several_source_files_read_in_turn(tmp_path, tiny_tokenizer):
+    """Mult-IT comes as Multi-IT-A/quiz.json + Multi-IT-C/quiz.json: source=[a, b]."""
+    rows = [{"question": q, "choices": c, "answer": a, "category": cat} for q, c, a, cat, _ in QUIZ]
+    a, b = tmp_path / "a.json", tmp_path / "c.json"
+    a.write_text(json.dumps(rows[:4], ensure_ascii=False), encoding="utf-8")
+    b.write_text(json.dumps(rows[4:], ensure_ascii=False), encoding="utf-8")
+    cfg, _ = distill.load_config([f"source=[{a},{b}]", f"output={tmp_path / 'traces.jsonl'}", "teacher.model=x",
+                                  "samples_per_question=2", "progress=false"])
+    distill.run(cfg, engine=ScriptedTeacher(tiny_tokenizer))
+    out = [json.loads(line) for line in (tmp_path / "traces.jsonl").read_text().splitlines()]
+    assert [r["reason"] for r in out] == EXPECTED

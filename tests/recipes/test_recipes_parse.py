@@ -81,6 +81,7 @@ EXPECTED: dict[str, dict] = {
         "model.model_name_or_path": "swap-uniba/LLaMAntino-3-ANITA-8B-Inst-DPO-ITA",
         "finetuning.stage": "pt", "model.quantization_bit": 4, "model.disable_gradient_checkpointing": False,
         "finetuning.lora_rank": 32, "finetuning.lora_alpha": 8, "data.packing": True,
+        "training.optim": "paged_adamw_8bit",
         "data.dataset": ["wikipedia_it"], "training.output_dir": "saves/wikipedia_it_pt",
     },
     "best_practice_zero2": {

@@ -1,0 +1,155 @@
+"""Every training recipe runs for real for 2 steps on CPU through a `llamafactory-cli train`
+subprocess, with ONLY `testing.tiny_train_overrides(...)` (tiny model, prepared data dir, output
+dir, max_steps, CPU switches); the merge recipe then runs `llamafactory-cli export` on the 2-step
+QLoRA adapter and the merged model loads without peft.
+
+Data: the real converters' output for the built-in samples (`prepare_samples`), cut to the first
+TRAIN_ROWS rows of each training file. That keeps every packed recipe (cutoff 2048, batch 4) at one
+2,048-token pack per step and the 1 x 64 QLoRA recipe at 16 micro-batches per step: the whole
+sample set packs into three sequences and triples CPU time and memory (the logits of a 2,048-token
+pack over Qwen3's 151,936-token vocabulary are 1.2 GB in fp32). Validation files are kept whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import output_tail, run_cmd
+from tests.recipes.conftest import EXPORT_RECIPES, REPO, TRAIN_RECIPES, first_rows, load_recipe
+
+pytestmark = pytest.mark.e2e
+
+TRAIN_ROWS = 16
+SEVEN = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+@pytest.fixture(scope="module")
+def train_data(prepared_data, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train-data") / "ds"
+    shutil.copytree(prepared_data, root)
+    for path in (root / "data").glob("*.jsonl"):
+        if not path.stem.endswith(("_val", ".rejects")):
+            first_rows(path, TRAIN_ROWS)
+    return root
+
+
+@pytest.fixture(scope="module")
+def run_recipe(train_data, tiny_model, tmp_path_factory):
+    """`run_recipe(name)` -> (process, output_dir); each recipe trains once per module."""
+    from llamafactory_ext.testing import llamafactory_cli, tiny_train_overrides
+
+    done: dict[str, tuple] = {}
+
+    def run(name: str):
+        if name not in done:
+            out = tmp_path_factory.mktemp(f"run-{name}") / "out"
+            overrides = tiny_train_overrides(tiny_model, train_data, out, max_steps=2)
+            proc = run_cmd([llamafactory_cli(), "train", f"recipes/{name}.yaml", *overrides], cwd=REPO)
+            done[name] = (proc, out)
+        return done[name]
+
+    return run
+
+
+def _logged_ids(stdout: str, name: str) -> list[int]:
+    """LLaMA-Factory prints the first encoded training example as `input_ids:` / `label_ids:`."""
+    match = re.search(rf"^{name}:\n(\[[-\d, ]*\])", stdout, flags=re.M)
+    assert match, f"LLaMA-Factory did not log {name}"
+    return json.loads(match.group(1))
+
+
+@pytest.mark.parametrize("name", TRAIN_RECIPES)
+def test_recipe_trains_two_steps_on_cpu(run_recipe, name):
+    cfg = load_recipe(name)
+    proc, out = run_recipe(name)
+    assert proc.returncode == 0, output_tail(proc)
+
+    # The adapter is the recipe's LoRA.
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert (adapter["peft_type"], adapter["r"], adapter["lora_alpha"]) == ("LORA", cfg["lora_rank"], cfg["lora_alpha"])
+    assert adapter["lora_dropout"] == pytest.approx(cfg["lora_dropout"])
+    want_targets = SEVEN if cfg["lora_target"] == "all" else set(cfg["lora_target"].split(","))
+    assert set(adapter["target_modules"]) == want_targets  # `all` on Qwen3 = the seven projections
+    assert (out / "adapter_model.safetensors").stat().st_size > 0
+
+    # Exactly two optimizer steps, with a finite training loss.
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    results = json.loads((out / "all_results.json").read_text())
+    assert math.isfinite(results["train_loss"]) and results["train_loss"] > 0
+
+    input_ids = _logged_ids(proc.stdout, "input_ids")
+    if cfg["stage"] == "sft" and cfg.get("packing"):
+        # one sequence of exactly the published length holding several conversations
+        # (<|im_start|> 151644 opens each system / user / assistant turn: 3 per sample)
+        assert len(input_ids) == cfg["cutoff_len"]
+        assert input_ids.count(151644) >= 6
+    elif cfg["stage"] == "pt":
+        # stage pt concatenates articles and cuts blocks; LLaMA-Factory 0.9.5 cuts at cutoff_len - 1
+        assert len(input_ids) == cfg["cutoff_len"] - 1
+    else:
+        assert len(input_ids) <= cfg["cutoff_len"] and input_ids.count(151644) in (2, 3)  # one conversation
+    if cfg.get("eval_dataset"):  # the validation split was evaluated at the end of training
+        assert math.isfinite(results["eval_loss"])
+
+
+@pytest.mark.parametrize("name", EXPORT_RECIPES)
+def test_merge_recipe_exports_a_loadable_16bit_model(run_recipe, tiny_model, tmp_path, name):
+    import torch
+    from peft import PeftModel
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llamafactory_ext.testing import llamafactory_cli
+
+    cfg = load_recipe(name)
+    trained = Path(cfg["adapter_name_or_path"]).name  # saves/gsm8k_synth_qlora -> the QLoRA recipe
+    proc, adapter = run_recipe(trained)
+    assert proc.returncode == 0, output_tail(proc)
+
+    merged = tmp_path / "merged"
+    proc = run_cmd([llamafactory_cli(), "export", f"recipes/{name}.yaml", f"model_name_or_path={tiny_model}",
+                    f"adapter_name_or_path={adapter}", f"export_dir={merged}"], cwd=REPO)
+    assert proc.returncode == 0, output_tail(proc)
+
+    keys = []
+    for shard in merged.glob("*.safetensors"):
+        with safe_open(str(shard), "pt") as fh:
+            keys += list(fh.keys())
+    assert keys and not [k for k in keys if "lora" in k.lower()], "the export still holds LoRA weights"
+
+    model = AutoModelForCausalLM.from_pretrained(merged)  # no peft involved
+    assert model.dtype == torch.bfloat16  # infer_dtype: bfloat16 -> a 16-bit model
+    tok = AutoTokenizer.from_pretrained(merged)
+    # LLaMA-Factory writes the recipe's template into the tokenizer: the merged model's own chat
+    # template gives the prompt it was trained on (qwen3, thinking on: ends at the assistant header).
+    from llamafactory_ext.prompts import PromptEncoder
+
+    messages = [{"role": "system", "content": "Sei un assistente utile."}, {"role": "user", "content": "Quanto fa 2 + 3?"}]
+    own = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    encoder = PromptEncoder(tok, cfg["template"], "think")
+    assert own == tok.decode(encoder.encode(messages[1:], system=messages[0]["content"]), skip_special_tokens=False)
+
+    # The merged weights are base + adapter: PEFT's own merge at the base's stored precision (LLaMA-Factory
+    # loads the base in its config dtype, fp32 for the tiny model, merges, then casts to infer_dtype),
+    # and the adapter is really in them (the base alone differs).
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    base_state = {k: v.to(torch.bfloat16) for k, v in base.state_dict().items()}
+    reference = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().to(torch.bfloat16)
+    ref_state = reference.state_dict()
+    changed = 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, ref_state[key]), f"{key} differs from PEFT's merge"
+        changed += int(not torch.equal(value, base_state[key]))
+    assert changed > 0, "the exported weights are the base's: the adapter was not merged"
+    with torch.no_grad():
+        ids = tok("Quanto fa 2 + 3?", return_tensors="pt").input_ids
+        logits = model(ids).logits
+        # same weights; bf16 kernels may round differently between the two loads
+        assert torch.isfinite(logits).all() and torch.allclose(logits, reference(ids).logits, atol=2e-2, rtol=0)

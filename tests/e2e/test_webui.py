@@ -54,7 +54,7 @@ def webui(repo_root, tmp_path_factory):
                 "GRADIO_SERVER_NAME": "127.0.0.1",
                 "BROWSER": "true"})  # gradio launches with inbrowser=True: open nothing
     log_path = tmp_path_factory.mktemp("webui") / "webui.log"
-    log = open(log_path, "w", encoding="utf-8")
+    log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 -- the server writes to it until teardown
     proc = subprocess.Popen([llamafactory_cli(), "webui"], cwd=repo_root, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"

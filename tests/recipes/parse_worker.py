@@ -41,7 +41,8 @@ def _groups(parsed, names) -> dict:
 
 def main(argv: list[str]) -> int:
     jobs_file, out_file = argv
-    jobs = json.load(open(jobs_file, encoding="utf-8"))
+    with open(jobs_file, encoding="utf-8") as fh:
+        jobs = json.load(fh)
     from llamafactory.hparams import get_infer_args, get_train_args
 
     results = {}
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
             else:
                 parsed = get_infer_args()
                 results[job["id"]] = {"ok": True, "args": _groups(parsed, ("model", "data", "finetuning", "generating"))}
-        except Exception as exc:  # reported per job, asserted by the test
+        except Exception as exc:  # noqa: BLE001 -- any parser error is reported per job and asserted by the test
             results[job["id"]] = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-3000:]}
     with open(out_file, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=1)

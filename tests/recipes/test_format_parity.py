@@ -62,7 +62,11 @@ def _expected_mode(template: str, enable_thinking, answer: str) -> str:
 
 @pytest.mark.parametrize("name", SFT_RECIPES)
 def test_training_prompt_equals_evaluator_prompt(name, prepared_data, tiny_model, tiny_tokenizer, tmp_path):
-    from llamafactory_ext.prompts import PromptEncoder, is_reasoning_template, training_modes
+    from llamafactory_ext.prompts import (
+        PromptEncoder,
+        is_reasoning_template,
+        training_modes,
+    )
 
     rows, encoded, template, enable_thinking = _llamafactory_encoded(name, tiny_model, prepared_data, tmp_path / "out")
     assert len(encoded) == len(rows) > 0, "LLaMA-Factory dropped or added samples"

@@ -21,7 +21,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import output_tail, run_cmd
-from tests.recipes.conftest import EXPORT_RECIPES, REPO, TRAIN_RECIPES, first_rows, load_recipe
+from tests.recipes.conftest import (
+    EXPORT_RECIPES,
+    REPO,
+    TRAIN_RECIPES,
+    first_rows,
+    load_recipe,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +65,7 @@ def run_recipe(train_data, tiny_model, tmp_path_factory):
 
 def _logged_ids(stdout: str, name: str) -> list[int]:
     """LLaMA-Factory prints the first encoded training example as `input_ids:` / `label_ids:`."""
-    match = re.search(rf"^{name}:\n(\[[-\d, ]*\])", stdout, flags=re.M)
+    match = re.search(rf"^{name}:\n(\[[-\d, ]*\])", stdout, flags=re.MULTILINE)
     assert match, f"LLaMA-Factory did not log {name}"
     return json.loads(match.group(1))
 

@@ -145,7 +145,7 @@ class Runner:
             return
         if reused:
             self.reused.append(self.current)
-            print(f"  reused (finished earlier; force=true redoes it)", flush=True)
+            print(f"  reused (finished earlier in {seconds:.1f} s; force=true redoes it)", flush=True)
         else:
             print(f"  done in {seconds:.1f} s", flush=True)
 
@@ -172,15 +172,18 @@ def _marker(out: Path, name: str) -> Path:
     return out / "stages" / f"{name}.json"
 
 
-def _finished(out: Path, name: str, fingerprint: dict[str, Any], outputs: list[Path], force: bool) -> bool:
+def _finished(out: Path, name: str, fingerprint: dict[str, Any], outputs: list[Path], force: bool) -> float | None:
+    """Seconds the stage took when it finished earlier with the same inputs, else None."""
     m = _marker(out, name)
     if force or not m.is_file():
-        return False
+        return None
     try:
         data = json.loads(m.read_text(encoding="utf-8"))
     except ValueError:
-        return False
-    return data.get("fingerprint") == fingerprint and all(p.exists() for p in outputs)
+        return None
+    if data.get("fingerprint") == fingerprint and all(p.exists() for p in outputs):
+        return float(data.get("seconds", 0.0))
+    return None
 
 
 def _mark(out: Path, name: str, fingerprint: dict[str, Any], seconds: float) -> None:
@@ -244,9 +247,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         R.stage("fixture", f"tiny Qwen3 ({cfg.num_layers} layers, hidden {cfg.hidden_size}, seed {cfg.seed}), random weights")
         t0 = time.perf_counter()
         fp = {"layers": cfg.num_layers, "hidden": cfg.hidden_size, "seed": cfg.seed}
-        if _finished(out, "fixture", fp, [base_random / "config.json"], cfg.force):
+        if (prev := _finished(out, "fixture", fp, [base_random / "config.json"], cfg.force)) is not None:
             R.commands.append(f"llamafactory-ext fixture out_dir={base_random} num_layers={cfg.num_layers} hidden_size={cfg.hidden_size} seed={cfg.seed}")
-            R.done(0, reused=True)
+            R.done(prev, reused=True)
         else:
             R.run([ext, "fixture", f"out_dir={base_random}", f"num_layers={cfg.num_layers}",
                    f"hidden_size={cfg.hidden_size}", f"seed={cfg.seed}"], "fixture.log")
@@ -261,7 +264,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     names = ["multit_mixed"] + (["multit_nothink"] if tiny else [])
     fp = {"every": cfg.heldout_every, "names": names}
     prepared = [data_dir / "data" / f"{n}.jsonl" for n in names] + [data_dir / "dataset_info.json", eval_quiz]
-    reuse = _finished(out, "data", fp, prepared, cfg.force)
+    prev_data = _finished(out, "data", fp, prepared, cfg.force)
+    reuse = prev_data is not None
     R.note(f"(in-process) split {quiz.name}: every {cfg.heldout_every}th question held out -> {eval_quiz.name} "
            f"(held_out + as many held_in questions), the rest -> {train_quiz.name}")
     if not cfg.dry_run and not reuse:
@@ -280,7 +284,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     if reuse:
         for n in names:
             R.commands.append(" ".join(["llamafactory-ext", "prepare", n, *sources[n], f"out_dir={data_dir / 'data'}"]))
-        R.done(0, reused=True)
+        R.done(prev_data, reused=True)
     else:
         for n in names:
             R.run([ext, "prepare", n, *sources[n], f"out_dir={data_dir / 'data'}"], f"prepare_{n}.log",
@@ -311,9 +315,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                 *tiny_train_overrides(base_random, data_dir, base, max_steps=cfg.warmup_steps),
                 *_train_overrides(warm_keys)]
         fp = {"argv": argv[2:]}
-        if _finished(out, "warm-up", fp, [base / "model.safetensors"], cfg.force):
+        if (prev := _finished(out, "warm-up", fp, [base / "model.safetensors"], cfg.force)) is not None:
             R.commands.append(" ".join(shlex.quote(a) for a in ["llamafactory-cli", *argv[1:]]))
-            R.done(0, reused=True)
+            R.done(prev, reused=True)
         else:
             if base.exists() and not cfg.dry_run:
                 shutil.rmtree(base)
@@ -344,9 +348,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         overrides = _train_overrides(keys)
     argv = [lf, "train", str(recipe), *overrides]
     fp = {"argv": argv[2:]}
-    if _finished(out, "train", fp, [adapter / "adapter_model.safetensors"], cfg.force):
+    if (prev := _finished(out, "train", fp, [adapter / "adapter_model.safetensors"], cfg.force)) is not None:
         R.commands.append(" ".join(shlex.quote(a) for a in ["llamafactory-cli", *argv[1:]]))
-        R.done(0, reused=True)
+        R.done(prev, reused=True)
     else:
         if adapter.exists() and not cfg.dry_run:
             shutil.rmtree(adapter)
@@ -370,7 +374,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     }
     fp = {"common": common, "runs": runs, "max_new_tokens": think_tokens}
     outputs = [eval_dir / k / "results.json" for k in runs]
-    reuse = _finished(out, "eval", fp, outputs, cfg.force)
+    prev_eval = _finished(out, "eval", fp, outputs, cfg.force)
+    reuse = prev_eval is not None
     for name, args in runs.items():
         argv = [ext, "eval", *common, *args] + ([f"max_new_tokens={think_tokens}"] if think_tokens else [])
         if reuse:
@@ -378,7 +383,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         else:
             R.run(argv, f"eval_{name}.log", show=("eval multit:",))
     if reuse:
-        R.done(0, reused=True)
+        R.done(prev_eval, reused=True)
     else:
         if not cfg.dry_run:
             _mark(out, "eval", fp, time.perf_counter() - t0)
@@ -397,11 +402,13 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     if cfg.dry_run:
         print(f"(dry run: nothing was run; commands in {out / 'commands.sh'})")
         return {}
+    # wall time: this run's, plus the recorded time of stages reused from an earlier run
     summary = write_report(cfg, out, R, tiny, base, adapter, eval_dir,
                            {"train_steps": train_steps, "train_lr": train_lr, "cutoff_len": cutoff,
                             "max_new_tokens": think_tokens},
-                           time.perf_counter() - t_all)
+                           time.perf_counter() - t_all + sum(R.timings[k] for k in R.reused))
     R.done(time.perf_counter() - t0)
+    print("\n".join(summary.pop("_final_lines")), flush=True)  # the last lines: what to run next
     return summary
 
 
@@ -631,15 +638,14 @@ def write_report(cfg: DemoConfig, out: Path, R: Runner, tiny: bool, base: Any, a
     lines += [f"| {k} | {v}{' (reused)' if k in R.reused else ''} |" for k, v in R.timings.items()]
     lines += ["", "Exact commands: `commands.sh`.", "", "## Next", "", *next_steps(cfg)]
     _atomic_write(out / "report.md", "\n".join(lines) + "\n")
-    print("", flush=True)
-    print("| mode | questions | metric | base | tuned |")
-    for d in diffs:
-        print(f"| {d['mode']} | {d['split']} | {d['metric']} | {100 * d['base']:.1f} % | {100 * d['tuned']:.1f} % |")
-    print(lines[[i for i, x in enumerate(lines) if x.startswith("The tuned model")][0]])
-    print(f"report: {out / 'report.md'} (summary.json, commands.sh, {', '.join(plots)})")
-    print(f"demo wall time {wall:.0f} s, load average {load[0]:.1f} on {os.cpu_count()} CPUs")
-    print()
-    print("\n".join(next_steps(cfg)))
+    final = ["", "| mode | questions | metric | base | tuned |"]
+    final += [f"| {d['mode']} | {d['split']} | {d['metric']} | {100 * d['base']:.1f} % | {100 * d['tuned']:.1f} % |"
+              for d in diffs]
+    final.append(lines[[i for i, x in enumerate(lines) if x.startswith("The tuned model")][0]])
+    final.append(f"report: {out / 'report.md'} (summary.json, commands.sh, {', '.join(plots)})")
+    final.append(f"demo wall time {wall:.0f} s, load average {load[0]:.1f} on {os.cpu_count()} CPUs")
+    final += ["", *next_steps(cfg)]
+    summary["_final_lines"] = final
     return summary
 
 

@@ -69,7 +69,7 @@ def test_demo_end_to_end(tmp_path, ext_cli, repo_root):
     # a re-run reuses every finished stage and rewrites the same report
     again = run_cmd([*ext_cli, "demo", f"output_dir={out}"], cwd=repo_root, timeout=600)
     assert again.returncode == 0, output_tail(again)
-    assert again.stdout.count("reused (finished earlier") == 5
+    assert again.stdout.count("reused (finished earlier in") == 5
     assert json.loads((out / "summary.json").read_text())["differences"] == summary["differences"]
 
 

@@ -8,7 +8,8 @@
 Stages (each one a real command, all of them written to OUTPUT_DIR/commands.sh):
   1. fixture   tiny Qwen3 (2 layers, hidden 64, Qwen3's real tokenizer ids), random weights
   2. data      split the built-in Mult-IT-shaped sample (every 5th question held out) and
-               convert it + the GSM8K-shaped samples with `llamafactory-ext prepare`
+               convert the training part (+ the sample traces) with `llamafactory-ext prepare`
+               into multit_mixed (V3) and multit_nothink (warm-up)
   3. warm-up   a random tiny model cannot learn under LoRA, so the demo first gives it a
                "pre-training": a short FULL-parameter run of recipes/v1_nothink.yaml
                (finetuning_type=full, enable_thinking=true) on the training questions. The result

@@ -87,8 +87,20 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
     """YAML (or JSON) file merged with ``key=value`` overrides; overrides win."""
     data = load_yaml(path) if path else {}
     if overrides:
-        data.update(parse_overrides(overrides))
+        data = deep_merge(data, parse_overrides(overrides))
     return data
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Nested merge like ``OmegaConf.merge`` (what llamafactory-cli does): ``grid.lora_rank=[8]``
+    replaces one key of ``grid``, not the whole mapping. Lists and scalars are replaced."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:

@@ -56,3 +56,10 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(bad)
+
+
+def test_dotted_override_merges_nested_mapping(tmp_path):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("grid:\n  lora_rank: [8, 16]\n  learning_rate: [1.0e-4]\nfixed: {a: 1}\n")
+    data = load_config(cfg, ["grid.lora_rank=[32]"])
+    assert data["grid"] == {"lora_rank": [32], "learning_rate": [1e-4]} and data["fixed"] == {"a": 1}

@@ -132,24 +132,12 @@ class Trial:
 # --------------------------------------------------------------------------------------------
 
 
-def _deep_merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def load_sweep_config(argv: list[str]) -> tuple[SweepConfig, str]:
     """``SWEEP.yaml key=value ...`` -> config; nested overrides (``grid.lora_rank=[8]``) merge deeply."""
-    from llamafactory_ext.config import build, load_yaml, parse_overrides, split_argv
+    from llamafactory_ext.config import build, load_config, split_argv
 
     path, overrides = split_argv(argv)
-    data = load_yaml(path) if path else {}
-    if overrides:
-        data = _deep_merge(data, parse_overrides(overrides))
+    data = load_config(path, overrides)  # deep merge, like llamafactory-cli
     where = path or "command line"
     return build(SweepConfig, data, where=where), where
 

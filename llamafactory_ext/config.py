@@ -1,20 +1,29 @@
-"""YAML config + ``key=value`` overrides, the same syntax as ``llamafactory-cli``.
+"""YAML config + ``key=value`` overrides, read exactly as ``llamafactory-cli`` reads them.
 
-``llamafactory-cli train x.yaml lora_rank=16`` merges ``OmegaConf.from_cli(overrides)`` into
-the YAML; we do exactly the same, so a value typed on the command line means the same thing
-to both tools (``8`` is an int, ``true`` a bool, ``[8,16]`` a list).
+``llamafactory-cli train x.yaml lora_rank=16`` does ``OmegaConf.merge(OmegaConf.load(x.yaml),
+OmegaConf.from_cli(overrides))``; :func:`load_config` does the same, so a value typed on the
+command line means the same thing to both tools (``8`` is an int, ``true`` a bool, ``[8,16]`` a
+list, ``grid.lora_rank=[8]`` replaces one key of ``grid``). One difference, on purpose: a value
+typed on the command line is taken literally, so ``system=${HOME}`` is the text ``${HOME}``, never
+an interpolation (the YAML file's own ``${...}`` references still resolve).
 
-Commands describe their options with a dataclass; :func:`build` checks every key against
-it and fails with a message that names the unknown key (and the closest known one).
+Every command describes its options with a dataclass whose fields carry ``help`` and, where a
+value has a range, ``ge`` / ``gt`` / ``le`` / ``lt`` / ``choices`` metadata (:func:`option`).
+:func:`from_argv` reads ``[CONFIG.yaml] key=value ...`` into that dataclass: unknown keys are
+named with a "did you mean", wrong types and out-of-range values name the key. :func:`combine`
+joins a command's own options with the options of the data set or task chosen at run time.
+:func:`format_value` writes a value back in the ``key=value`` syntax both tools read.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 import types
 import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +40,9 @@ class ConfigError(UserError, ValueError):
     """A config file or an override is wrong; the message names the file/key."""
 
 
+# ---------------------------------------------------------------------------------------------
+# reading: file + overrides
+# ---------------------------------------------------------------------------------------------
 def is_config_path(arg: str) -> bool:
     return arg.endswith((".yaml", ".yml", ".json")) and "=" not in arg
 
@@ -45,62 +57,124 @@ def split_argv(argv: list[str]) -> tuple[str | None, list[str]]:
         elif "=" in arg and not arg.startswith("-"):
             overrides.append(arg)
         else:
-            raise ConfigError(
-                f"unexpected argument {arg!r}: expected [CONFIG.yaml] followed by key=value overrides"
-            )
+            raise ConfigError(f"unexpected argument {arg!r}: expected [CONFIG.yaml] followed by key=value overrides")
     return config, overrides
 
 
+def _omegaconf_error(where: str, exc: Exception) -> ConfigError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ConfigError(f"{where}: {first}")
+
+
+def _cli_config(overrides: list[str]):
+    """``OmegaConf.from_cli`` with ``${`` escaped: command-line values are literal text."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    items = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not key or not sep:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        items.append(f"{key}={value.replace('${', chr(92) + '${')}")
+    try:
+        return OmegaConf.from_cli(items)
+    except OmegaConfBaseException as exc:
+        raise _omegaconf_error("command line", exc) from None
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["a=1", "b.c=[x,y]"]`` -> ``{"a": 1, "b": {"c": ["x", "y"]}}`` (values literal)."""
     from omegaconf import OmegaConf
 
-    for item in overrides:
-        key = item.split("=", 1)[0]
-        if not key or "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value")
-    return OmegaConf.to_container(OmegaConf.from_cli(list(overrides)), resolve=True)  # type: ignore[return-value]
+    return OmegaConf.to_container(_cli_config(overrides), resolve=True)  # type: ignore[return-value]
+
+
+def _file_config(path: Path):
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}" if not path.exists() else f"{path} is not a file")
+    try:
+        if path.suffix == ".json":
+            conf = OmegaConf.create(json.loads(path.read_text(encoding="utf-8-sig")))
+        else:
+            conf = OmegaConf.load(path)
+        OmegaConf.to_container(conf, resolve=True)  # surface bad ${...} references here, naming the file
+    except (OmegaConfBaseException, ValueError, OSError) as exc:
+        raise _omegaconf_error(f"{path}: cannot parse", exc) from None
+    except Exception as exc:  # noqa: BLE001 - yaml.YAMLError and friends, re-raised with the file name
+        raise _omegaconf_error(f"{path}: cannot parse", exc) from None
+    if not isinstance(OmegaConf.to_container(conf), dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of key: value")
+    return conf
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """A YAML (or JSON) config file as a plain dict, its ``${...}`` references resolved."""
     from omegaconf import OmegaConf
 
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    try:
-        if p.suffix == ".json":
-            import json
-
-            data = json.loads(p.read_text(encoding="utf-8"))
-        else:
-            data = OmegaConf.to_container(OmegaConf.load(p), resolve=True)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise ConfigError(f"{p}: cannot parse: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping of key: value, got {type(data).__name__}")
-    return data
+    return OmegaConf.to_container(_file_config(Path(path)), resolve=True)  # type: ignore[return-value]
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """YAML (or JSON) file merged with ``key=value`` overrides; overrides win."""
-    data = load_yaml(path) if path else {}
-    if overrides:
-        data = deep_merge(data, parse_overrides(overrides))
-    return data
+    """``OmegaConf.merge(file, from_cli(overrides))`` as a plain dict; overrides win."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    base = _file_config(Path(path)) if path else OmegaConf.create({})
+    if not overrides:
+        return OmegaConf.to_container(base, resolve=True)  # type: ignore[return-value]
+    try:
+        merged = OmegaConf.merge(base, _cli_config(overrides))
+        return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise _omegaconf_error(str(path or "command line"), exc) from None
 
 
-def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Nested merge like ``OmegaConf.merge`` (what llamafactory-cli does): ``grid.lora_rank=[8]``
-    replaces one key of ``grid``, not the whole mapping. Lists and scalars are replaced."""
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+def format_value(value: Any) -> str:
+    """A value as ``key=value`` text that ``OmegaConf.from_cli`` (llamafactory-cli) reads back equal."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if isinstance(value, str) and _cli_roundtrip(text) != value:
+        text = json.dumps(value, ensure_ascii=False)
+    return text
+
+
+def _cli_roundtrip(text: str) -> Any:
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.to_container(OmegaConf.from_cli([f"k={text}"]), resolve=True)["k"]
+    except Exception:  # noqa: BLE001 - anything unparsable is quoted
+        return object()
+
+
+def overrides_of(values: dict[str, Any]) -> list[str]:
+    """``{"a": 1, "b": None}`` -> ``["a=1", "b=null"]``."""
+    return [f"{k}={format_value(v)}" for k, v in values.items()]
+
+
+# ---------------------------------------------------------------------------------------------
+# typed options
+# ---------------------------------------------------------------------------------------------
+def option(default: Any = dataclasses.MISSING, help: str = "", **checks: Any) -> Any:  # noqa: A002
+    """A dataclass field with ``help`` and range metadata (``ge``, ``gt``, ``le``, ``lt``, ``choices``)."""
+    meta = {"help": help, **checks}
+    if isinstance(default, (list, dict)):
+        value = default
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
@@ -135,6 +209,10 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
         return value
+    return _scalar(value, tp, key, where)
+
+
+def _scalar(value: Any, tp: Any, key: str, where: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -142,6 +220,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             return value.lower() in ("true", "yes", "1")
         raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
     if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
         try:
@@ -162,23 +242,50 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     return value
 
 
+_BOUNDS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
+    "ge": (lambda v, b: v >= b, ">="),
+    "gt": (lambda v, b: v > b, ">"),
+    "le": (lambda v, b: v <= b, "<="),
+    "lt": (lambda v, b: v < b, "<"),
+}
+
+
+def check_range(value: Any, meta: dict[str, Any] | Any, key: str, where: str) -> None:
+    """Raise a :class:`ConfigError` naming ``key`` when ``value`` is outside the field's range."""
+    if value is None:
+        return
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if "choices" in meta and v not in meta["choices"]:
+            raise ConfigError(f"{where}: {key} must be one of {', '.join(map(str, meta['choices']))}, got {v!r}")
+        for name, (ok, sign) in _BOUNDS.items():
+            if name in meta and isinstance(v, (int, float)) and not ok(v, meta[name]):
+                raise ConfigError(f"{where}: {key} must be {sign} {meta[name]}, got {v!r}")
+
+
+def unknown_key_error(key: str, known: Iterable[str], where: str, what: str = "key") -> ConfigError:
+    known = sorted(known)
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"{where}: unknown {what} {key!r}{hint}")
+
+
 T = typing.TypeVar("T")
 
 
 def build(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Instantiate the dataclass ``cls`` from ``data``; unknown keys are an error."""
+    """Instantiate the dataclass ``cls`` from ``data``: unknown keys, types and ranges checked."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
-    unknown = [k for k in data if k not in fields]
-    if unknown:
-        key = unknown[0]
-        close = difflib.get_close_matches(key, list(fields), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{where}: unknown key {key!r}{hint}. Known keys: {', '.join(sorted(fields))}")
-    kwargs = {k: _coerce(v, hints[k], k, where) for k, v in data.items()}
+    for key in data:
+        if key not in fields:
+            raise unknown_key_error(key, fields, where)
+    kwargs = {}
+    for key, value in data.items():
+        kwargs[key] = _coerce(value, hints[key], key, where)
+        check_range(kwargs[key], fields[key].metadata, key, where)
     missing = [
-        name
-        for name, f in fields.items()
+        name for name, f in fields.items()
         if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
     ]
     if missing:
@@ -186,17 +293,67 @@ def build(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     return cls(**kwargs)
 
 
-def from_argv(cls: type[T], argv: list[str], defaults: dict[str, Any] | None = None) -> T:
-    """``[CONFIG.yaml] key=value ...`` -> ``cls`` instance (file, then overrides)."""
-    path, overrides = split_argv(argv)
-    data = dict(defaults or {})
-    data.update(load_config(path, overrides))
+def combine(name: str, *classes: type) -> type:
+    """One dataclass holding the fields of ``classes`` (a command's options + a data set's or task's)."""
+    seen: dict[str, dataclasses.Field] = {}
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            seen.setdefault(f.name, f)
+    specs = []
+    for f in seen.values():
+        kwargs = {"metadata": f.metadata}
+        if f.default is not dataclasses.MISSING:
+            kwargs["default"] = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            kwargs["default_factory"] = f.default_factory  # type: ignore[misc]
+        hints = typing.get_type_hints(next(c for c in classes if f.name in {x.name for x in dataclasses.fields(c)}))
+        specs.append((f.name, hints[f.name], dataclasses.field(**kwargs)))
+    required = [s for s in specs if s[2].default is dataclasses.MISSING and s[2].default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    return dataclasses.make_dataclass(name, required + [s for s in specs if s not in required])
+
+
+def from_argv(
+    cls: type[T],
+    argv: list[str],
+    *,
+    positional: str | None = None,
+    rest: str | None = None,
+    rest_keys: Callable[[], set[str]] | None = None,
+) -> T:
+    """``[CONFIG.yaml] key=value ...`` -> a checked ``cls`` instance (file, then overrides).
+
+    ``positional``: arguments without ``=`` go, as a list, to that field (no config file then).
+    ``rest``: keys that are not fields of ``cls`` go, as a dict, to that field, each checked
+    against ``rest_keys()`` (e.g. ``plan`` takes any LLaMA-Factory recipe key).
+    """
+    if positional:
+        values = [a for a in argv if "=" not in a or a.startswith("-")]
+        path, overrides = None, [a for a in argv if a not in values]
+    else:
+        values, (path, overrides) = [], split_argv(argv)
+    data = load_config(path, overrides)
     where = path or "command line"
+    if positional:
+        data[positional] = [*values, *_as_list(data.get(positional))]
+    if rest:
+        own = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        extra = {k: data.pop(k) for k in list(data) if k not in own}
+        allowed = rest_keys() if rest_keys else None
+        for key in extra:
+            if allowed is not None and key not in allowed:
+                raise unknown_key_error(key, set(allowed) | own, where)
+        data[rest] = {**extra, **(data.get(rest) or {})}
     return build(cls, data, where=where)
 
 
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def describe(cls: type) -> str:
-    """One line per option: name, default and the docstring-ish ``help`` metadata."""
+    """One line per option: name, default, range and the ``help`` metadata."""
     lines = []
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
@@ -205,6 +362,61 @@ def describe(cls: type) -> str:
             default = repr(f.default_factory())  # type: ignore[misc]
         else:
             default = "(required)"
-        helptext = f.metadata.get("help", "")
+        bounds = ", ".join(f"{sign} {f.metadata[k]}" for k, (_, sign) in _BOUNDS.items() if k in f.metadata)
+        helptext = f.metadata.get("help", "") + (f" [{bounds}]" if bounds else "")
         lines.append(f"  {f.name:<24} {default:<22} {helptext}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# LLaMA-Factory recipe keys and values
+# ---------------------------------------------------------------------------------------------
+# Ranges LLaMA-Factory itself does not check before a run starts (a zero rank or batch would fail
+# deep inside a trial, hours later): sweep, study and plan check them first.
+RECIPE_RANGES: dict[str, dict[str, float]] = {
+    "lora_rank": {"ge": 1}, "lora_alpha": {"gt": 0}, "lora_dropout": {"ge": 0, "lt": 1},
+    "per_device_train_batch_size": {"ge": 1}, "per_device_eval_batch_size": {"ge": 1},
+    "gradient_accumulation_steps": {"ge": 1}, "cutoff_len": {"ge": 1}, "learning_rate": {"gt": 0},
+    "num_train_epochs": {"gt": 0}, "warmup_steps": {"ge": 0}, "max_samples": {"ge": 1}, "pref_beta": {"gt": 0},
+    "freeze_trainable_layers": {"ge": -1000}, "save_steps": {"gt": 0}, "logging_steps": {"gt": 0},
+}
+
+
+def _parser_actions() -> dict[str, Any]:
+    from llamafactory.hparams import (
+        DataArguments,
+        FinetuningArguments,
+        GeneratingArguments,
+        ModelArguments,
+        TrainingArguments,
+    )
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, FinetuningArguments, GeneratingArguments))
+    return {a.dest: a for a in parser._actions if a.dest != "help"}  # noqa: SLF001 - argparse keeps them there
+
+
+def llamafactory_train_keys() -> set[str]:
+    """Every key ``llamafactory-cli train`` accepts: the fields of LLaMA-Factory's argument dataclasses."""
+    return set(_parser_actions())
+
+
+def check_recipe(values: dict[str, Any], where: str) -> None:
+    """Each key known to LLaMA-Factory's parser, each value of the type its parser converts to,
+    within the choices it offers and the ranges of :data:`RECIPE_RANGES`; else a ConfigError."""
+    actions = _parser_actions()
+    for key, value in values.items():
+        if key not in actions:
+            raise unknown_key_error(key, actions, where, "LLaMA-Factory key")
+        action = actions[key]
+        if value is not None and callable(action.type) and not isinstance(value, (dict, list)):
+            try:
+                converted = action.type(format_value(value) if isinstance(value, bool) else str(value))
+            except (TypeError, ValueError):
+                kind = getattr(action.type, "__name__", "value")
+                raise ConfigError(f"{where}: {key} must be a valid {kind}, got {value!r}") from None
+            if action.choices and converted not in action.choices and str(converted) not in map(str, action.choices):
+                raise ConfigError(f"{where}: {key} must be one of {', '.join(map(str, action.choices))}, got {value!r}")
+            value = converted
+        if key in RECIPE_RANGES:
+            check_range(value, RECIPE_RANGES[key], key, where)

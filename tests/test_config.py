@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from llamafactory_ext.config import ConfigError, build, from_argv, load_config, split_argv
+from llamafactory_ext.config import ConfigError, build, check_recipe, format_value, from_argv, load_config, option, split_argv
 
 
 @dataclasses.dataclass
@@ -63,3 +63,50 @@ def test_dotted_override_merges_nested_mapping(tmp_path):
     cfg.write_text("grid:\n  lora_rank: [8, 16]\n  learning_rate: [1.0e-4]\nfixed: {a: 1}\n")
     data = load_config(cfg, ["grid.lora_rank=[32]"])
     assert data["grid"] == {"lora_rank": [32], "learning_rate": [1e-4]} and data["fixed"] == {"a": 1}
+
+
+def test_command_line_values_are_literal_and_yaml_interpolation_resolves(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: base\nout: ${name}_out\n")
+    data = load_config(cfg, ["system=${HOME}", "other=${oops", "name=x"])
+    assert data["system"] == "${HOME}" and data["other"] == "${oops"
+    assert data["out"] == "x_out"  # the file's own reference sees the merged value, as OmegaConf.merge does
+
+
+def test_bad_interpolation_in_a_file_names_the_file(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("a: ${missing}\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: cannot parse"):
+        load_config(cfg)
+
+
+@dataclasses.dataclass
+class Ranged:
+    batch: int = option(8, "batch", ge=1)
+    temperature: float = option(0.0, "t", ge=0.0)
+    ranks: list[int] = option([8], "ranks", ge=1)
+    maybe: int | None = option(None, "n", ge=1)
+
+
+@pytest.mark.parametrize("argv, key", [(["batch=0"], "batch"), (["batch=-3"], "batch"), (["temperature=-0.1"], "temperature"),
+                                       (["ranks=[8,0]"], "ranks"), (["maybe=0"], "maybe")])
+def test_out_of_range_values_name_the_key(argv, key):
+    with pytest.raises(ConfigError, match=rf"command line: {key} must be >= "):
+        from_argv(Ranged, argv)
+    assert from_argv(Ranged, ["maybe=null"]).maybe is None
+
+
+def test_format_value_round_trips_through_omegaconf():
+    from omegaconf import OmegaConf
+
+    for value in (None, True, 8, 1e-4, 0.05, "q_proj,v_proj", [8, 16], "has space", "${x}", {"a": 1}):
+        text = format_value(value)
+        assert OmegaConf.to_container(OmegaConf.from_cli([f"k={text}"]), resolve=False)["k"] == value or value == "${x}"
+
+
+def test_recipe_values_checked_like_llamafactory_parser():
+    check_recipe({"lora_rank": 16, "learning_rate": 2e-4, "enable_thinking": None, "optim": "adamw_torch"}, "r.yaml")
+    for values, message in (({"lora_rank": 0}, "lora_rank must be >= 1"), ({"learning_rate": "abc"}, "learning_rate must be a valid float"),
+                            ({"lora_rnak": 8}, "did you mean 'lora_rank'"), ({"stage": "sftt"}, "stage must be one of")):
+        with pytest.raises(ConfigError, match=message):
+            check_recipe(values, "r.yaml")

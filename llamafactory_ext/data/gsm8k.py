@@ -6,63 +6,28 @@ solution into the training target
 
     <think>\\n{solution without notes and without the #### line}\\n</think>\\n\\nThe answer is N.
 
-with N canonical (:func:`canonical_number`: ``1,000.0`` -> ``1000``).
+with N canonical (``data.numbers.canonical_number``: ``1,000.0`` -> ``1000``).
 """
 
 from __future__ import annotations
 
-import functools
-import math
+import dataclasses
 import os
 import re
 from pathlib import Path
 
-from llamafactory_ext.data.fields import RowProblem, require_str
+from llamafactory_ext.config import option
+from llamafactory_ext.data.fields import Drop, RowProblem, require_str
+from llamafactory_ext.data.normalize import question_key
+from llamafactory_ext.data.numbers import canonical_number
 from llamafactory_ext.data.sources import open_source
+from llamafactory_ext.data.spec import Converted, DatasetSpec
 from llamafactory_ext.thinking import format_thinking
 
 HUB_ID = "openai/gsm8k"
 HUB_CONFIG = "main"
 
 _NOTE = re.compile(r"<<[^\n]*?>>")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-_STRIP = " \t\n$€£*%"
-
-
-def canonical_number(s: str | float | None) -> str | None:
-    """A number as one canonical string, or None when ``s`` is not a number.
-
-    ``"1,000.0"`` -> ``"1000"``, ``"-3"`` -> ``"-3"``, ``"$5"`` -> ``"5"``, ``"0.50"`` -> ``"0.5"``,
-    ``"108.0"`` -> ``"108"``, ``".5"`` -> ``"0.5"``, ``"-0"`` -> ``"0"``, ``"12."`` -> ``"12"``.
-    """
-    if isinstance(s, str):
-        return _canonical_str(s)
-    if s is None or isinstance(s, bool):
-        return None
-    if isinstance(s, (int, float)):
-        if isinstance(s, float) and math.isnan(s):
-            return None
-        return _canonical_str(repr(s) if isinstance(s, float) else str(s))
-    return None
-
-
-@functools.lru_cache(maxsize=1 << 16)  # answers repeat a lot
-def _canonical_str(s: str) -> str | None:
-    text = s.strip().replace("\u2212", "-").replace(",", "").replace("_", "")
-    text = text.strip(_STRIP)
-    text = text.removesuffix(".")
-    sign = ""
-    if text[:1] in "+-" and text:
-        sign, text = ("-" if text[0] == "-" else ""), text[1:].lstrip(_STRIP)
-    if not text or _NUMBER.fullmatch(text) is None:
-        return None
-    whole, _, frac = text.partition(".")
-    whole = whole.lstrip("0") or "0"
-    frac = frac.rstrip("0")
-    out = f"{whole}.{frac}" if frac else whole
-    if out == "0":
-        return "0"
-    return sign + out
 
 
 def split_solution(text: str, field: str = "answer") -> tuple[str, str | None]:
@@ -145,46 +110,40 @@ def load_gsm8k(source: str | os.PathLike | None = None, split: str = "test", lim
     return out
 
 
+@dataclasses.dataclass
+class MathOptions:
+    dedup: bool = option(True, "drop repeated questions (same normalised text), counted as duplicate_question")
+
+
 class GSM8KConverter:
-    """GSM8K-shaped rows -> sharegpt rows; drops exact duplicate questions when ``dedup``."""
+    """GSM8K-shaped rows -> sharegpt rows; drops repeated questions when ``dedup``."""
 
     def __init__(self, options, solution_field: str = "answer", answer_field: str | None = None) -> None:
         self.solution_field = solution_field
         self.answer_field = answer_field
         self.seen: set[str] | None = set() if options.dedup else None
 
-    def convert(self, row: dict, index: int):
+    def convert(self, row: dict, index: int) -> Converted:
         out, question = convert_row(row, "question", self.solution_field, self.answer_field)
+        key = question_key(question)
         if self.seen is not None:
-            key = question.strip()
             if key in self.seen:
-                from llamafactory_ext.data.fields import Drop
-
                 raise Drop("duplicate_question")
             self.seen.add(key)
-        return out, None
+        return Converted(out, None, key)
 
     def report(self) -> dict:
         return {}
 
 
-def _make(options):
-    return GSM8KConverter(options, solution_field="answer")
-
-
-def _spec():
-    from llamafactory_ext.data.spec import DatasetSpec
-
-    return DatasetSpec(
-        name="gsm8k",
-        summary="GSM8K train: <think> worked solution (no <<..>> notes) + 'The answer is N.'",
-        make=_make,
-        default_source=HUB_ID,
-        hub_config=HUB_CONFIG,
-        hub_split="train",
-        version="1",
-        sample="gsm8k_train.jsonl",
-    )
-
-
-SPEC = _spec()
+SPEC = DatasetSpec(
+    name="gsm8k",
+    summary="GSM8K train: <think> worked solution (no <<..>> notes) + 'The answer is N.'",
+    make=lambda options, context: GSM8KConverter(options, solution_field="answer"),
+    options=MathOptions,
+    default_source=HUB_ID,
+    hub_config=HUB_CONFIG,
+    hub_split="train",
+    version="2",
+    sample="gsm8k_shaped.jsonl",
+)

@@ -39,8 +39,7 @@ def prepare_samples(dataset_dir: Path, names: list[str] | None = None, val_size:
     """Write ``dataset_dir/dataset_info.json`` (the repository's top-level one, else one built
     from the registry) and prepare every registered data set (or ``names``) from the built-in
     samples into ``dataset_dir/data/``. Returns ``dataset_dir``."""
-    from llamafactory_ext.data.prepare import run
-    from llamafactory_ext.data.spec import PrepareOptions
+    from llamafactory_ext.data.prepare import options_class, run
 
     dataset_dir = Path(dataset_dir)
     dataset_dir.mkdir(parents=True, exist_ok=True)
@@ -54,8 +53,8 @@ def prepare_samples(dataset_dir: Path, names: list[str] | None = None, val_size:
         if spec.sample is None:
             continue
         extra = {key: str(sample_path(value)) for key, value in spec.sample_options.items()}
-        options = PrepareOptions(
-            source=str(sample_path(spec.sample)), out_dir=str(dataset_dir / "data"), register=True,
+        options = options_class(spec)(
+            source=str(sample_path(spec.sample)), out_dir=str(dataset_dir / "data"), register=False,
             val_size=val_size if spec.stage == "sft" else 0.0, **extra,
         )
         run(name, options, quiet=quiet)

@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 
 from llamafactory_ext.config import UserError
 from llamafactory_ext.data.fields import RowError
+from llamafactory_ext.io import sha256_file
 
 try:  # orjson is ~3x faster than json and validates UTF-8 itself
     import orjson as _orjson
@@ -64,17 +66,19 @@ def local_format(path: Path) -> str | None:
     return None
 
 
+_HUB_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def looks_like_hub_id(source: str) -> bool:
+    """``owner/name`` that cannot be a local path: two plain parts, no file extension, and no
+    local folder named like the owner (``data/quiz`` with a ``data/`` folder is a mistyped path)."""
     parts = source.split("/")
-    return len(parts) == 2 and all(parts) and not source.startswith((".", "/", "~")) and local_format(Path(source)) is None
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    return (
+        len(parts) == 2
+        and all(_HUB_PART.fullmatch(p) for p in parts)
+        and local_format(Path(source)) is None
+        and not Path(parts[0]).is_dir()
+    )
 
 
 def find_split_file(directory: Path, split: str) -> Path:
@@ -168,6 +172,8 @@ class Source:
                 if hasher is not None:
                     hasher.update(line)
                 self.bytes_read += len(line)
+                if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]  # a UTF-8 byte order mark (Windows editors write one)
                 if not line.strip():
                     continue
                 try:
@@ -199,7 +205,7 @@ class Source:
             data = f.read()
         self.bytes_read = len(data)
         try:
-            text = data.decode("utf-8")
+            text = data.decode("utf-8-sig")  # a leading byte order mark is not part of the JSON
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
             raise self.error(line, None, "invalid_utf8", f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", unit="line") from None

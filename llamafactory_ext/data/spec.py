@@ -1,12 +1,19 @@
 """What a data set module declares: :class:`DatasetSpec` (name, default source, stage, sample
-file, converter factory) and the options of ``llamafactory-ext prepare`` (:class:`PrepareOptions`).
+file, its own options, converter factory) and the options every data set shares
+(:class:`PrepareOptions`).
 
-A converter is built once per run by ``spec.make(options)`` and called once per source row:
-``convert(row) -> (output_row, stratum)`` or a list of such pairs; it raises
+A converter is built once per run by ``spec.make(options, context)`` and called once per source
+row: ``convert(row, index) -> Converted | list[Converted]``; it raises
 :class:`~llamafactory_ext.data.fields.RowProblem` for a malformed row and
-:class:`~llamafactory_ext.data.fields.Drop` for a row left out on purpose. ``stratum`` is the
-key the validation split is stratified by (category, else answer letter, else None).
-``report()`` returns extra manifest fields (e.g. how many traces were joined).
+:class:`~llamafactory_ext.data.fields.Drop` for a row left out on purpose. ``Converted.stratum``
+is what the validation split is stratified by (category, else answer letter, else None) and
+``Converted.group`` keeps rows together across the split (two rows of one question, e.g. the
+thinking and the plain row of ``multit_mixed mix=all``, land on the same side). ``report()``
+returns extra manifest fields (e.g. how many traces were joined).
+
+``spec.options`` is the dataclass of the options only that data set understands (Mult-IT's
+``traces``, Wikipedia's ``min_chars``, ...): ``prepare NAME key=value`` accepts the shared keys
+plus those, and nothing else.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
+
+from llamafactory_ext.config import option
 
 SHAREGPT_TAGS = {
     "role_tag": "role",
@@ -26,29 +35,42 @@ SHAREGPT_TAGS = {
 
 @dataclasses.dataclass
 class PrepareOptions:
-    """Keys of ``llamafactory-ext prepare NAME [key=value ...]``."""
+    """Keys every ``llamafactory-ext prepare NAME`` accepts."""
 
-    source: str | list[str] | None = dataclasses.field(default=None, metadata={"help": "Hub id or local json/jsonl/parquet/csv file, or a list [a.json,b.json] read in turn (default: the data set's own)"})
-    limit: int | None = dataclasses.field(default=None, metadata={"help": "read at most N source rows"})
-    out_dir: str = dataclasses.field(default="data", metadata={"help": "where NAME.jsonl, NAME.manifest.json and rejects go"})
-    seed: int = dataclasses.field(default=42, metadata={"help": "seed for the validation split and mixing"})
-    on_error: Literal["fail", "skip"] = dataclasses.field(default="fail", metadata={"help": "fail: stop at the first bad row; skip: write it to NAME.rejects.jsonl"})
-    val_size: float = dataclasses.field(default=0.0, metadata={"help": "fraction (0-0.5) written to NAME_val.jsonl, stratified (SFT only)"})
-    split: str | None = dataclasses.field(default=None, metadata={"help": "Hub split (default: the data set's, usually train)"})
-    hub_config: str | None = dataclasses.field(default=None, metadata={"help": "Hub config (default: the data set's)"})
-    streaming: bool | None = dataclasses.field(default=None, metadata={"help": "stream a Hub source (default: true for large sources)"})
-    traces: str | None = dataclasses.field(default=None, metadata={"help": "multit_think/mixed: traces JSONL written by `llamafactory-ext distill`"})
-    nothink_fraction: float = dataclasses.field(default=1.0, metadata={"help": "multit_mixed: share of the non-thinking rows kept (seeded)"})
-    mix: Literal["rest", "all"] = dataclasses.field(default="rest", metadata={"help": "multit_mixed: non-thinking rows for the questions without a trace (rest) or for all"})
-    dedup: bool = dataclasses.field(default=True, metadata={"help": "synth_gsm8k/gsm8k: drop exact duplicate questions"})
-    max_rows: int | None = dataclasses.field(default=None, metadata={"help": "wikipedia_it: stop after writing N articles"})
-    max_bytes: int | None = dataclasses.field(default=None, metadata={"help": "wikipedia_it: stop after writing about N bytes"})
-    min_chars: int = dataclasses.field(default=200, metadata={"help": "wikipedia_it: drop articles shorter than this after cleaning"})
-    register: bool = dataclasses.field(default=True, metadata={"help": "add missing entries to dataset_info.json beside out_dir"})
+    source: str | list[str] | None = option(None, "Hub id or local json/jsonl/parquet/csv file, or a list [a.json,b.json] read in turn (default: the data set's own)")
+    limit: int | None = option(None, "read at most N source rows", ge=1)
+    out_dir: str = option("data", "where NAME.jsonl, NAME.manifest.json, rejects and dataset_info.json go")
+    dataset_info: str | None = option(None, "the dataset_info.json to register NAME in (default: OUT_DIR/dataset_info.json)")
+    register: bool = option(True, "add missing entries to that dataset_info.json")
+    seed: int = option(42, "seed for the validation split and any sampling")
+    on_error: Literal["fail", "skip"] = option("fail", "fail: stop at the first bad row; skip: write it to NAME.rejects.jsonl")
+    val_size: float = option(0.0, "fraction written to NAME_val.jsonl, stratified, no question on both sides (SFT only)", ge=0.0, lt=0.5)
+    split: str | None = option(None, "Hub split (default: the data set's, usually train)")
+    hub_config: str | None = option(None, "Hub config (default: the data set's)")
+    streaming: bool | None = option(None, "stream a Hub source (default: true for large sources)")
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """A data set with no options of its own."""
+
+
+@dataclasses.dataclass
+class Converted:
+    row: dict[str, Any]
+    stratum: Any = None
+    group: str | None = None
+
+
+@dataclasses.dataclass
+class Context:
+    """What a converter may use besides its options: where bad side-file rows go (``on_bad(error, raw)``)."""
+
+    on_bad: Callable[[Any, Any], None]
 
 
 class Converter(Protocol):
-    def convert(self, row: dict) -> Any: ...
+    def convert(self, row: dict, index: int) -> Converted | list[Converted]: ...
 
     def report(self) -> dict[str, Any]: ...
 
@@ -57,12 +79,15 @@ class Converter(Protocol):
 class DatasetSpec:
     name: str
     summary: str
-    make: Callable[[PrepareOptions], Converter]
+    make: Callable[[Any, Context], Converter]
+    options: type = NoOptions
     default_source: str | None = None  # Hub id; None: local files only
     hub_config: str | None = None
     hub_split: str = "train"
     streaming: bool = False  # stream the Hub source by default (large corpora)
-    stage: Literal["sft", "pt"] = "sft"
+    stage: Literal["sft", "pt", "rm"] = "sft"
+    formatting: Literal["sharegpt", "alpaca"] = "sharegpt"
+    ranking: bool = False  # preference pairs (LLaMA-Factory's `ranking: true`, stage dpo / rm)
     version: str = "1"
     sample: str | None = None  # file name in llamafactory_ext/resources/samples
     sample_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # values naming sample files
@@ -73,9 +98,12 @@ class DatasetSpec:
         """The dataset_info.json entry LLaMA-Factory needs for this data set's output file."""
         if self.stage == "pt":
             return {"file_name": file_name, "columns": {"prompt": "text"}}
-        return {
-            "file_name": file_name,
-            "formatting": "sharegpt",
-            "columns": {"messages": "messages"},
-            "tags": dict(SHAREGPT_TAGS),
-        }
+        entry: dict[str, Any] = {"file_name": file_name, "formatting": self.formatting}
+        if self.ranking:
+            entry["ranking"] = True
+        if self.formatting == "alpaca":
+            entry["columns"] = {"prompt": "instruction", "query": "input", "response": "output", "system": "system"}
+            return entry
+        entry["columns"] = {"messages": "messages"} if not self.ranking else {"messages": "messages", "chosen": "chosen", "rejected": "rejected"}
+        entry["tags"] = dict(SHAREGPT_TAGS)
+        return entry

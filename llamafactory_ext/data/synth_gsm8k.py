@@ -10,22 +10,18 @@ questions are dropped and counted (``duplicate_question``; ``dedup=false`` keeps
 
 from __future__ import annotations
 
-from llamafactory_ext.data.gsm8k import GSM8KConverter
+from llamafactory_ext.data.gsm8k import GSM8KConverter, MathOptions
 from llamafactory_ext.data.spec import DatasetSpec
 
 HUB_ID = "clarkkitchen22/SynthGSM8K-50K"
 
-
-def _make(options):
-    return GSM8KConverter(options, solution_field="solution", answer_field="answer")
-
-
 SPEC = DatasetSpec(
     name="synth_gsm8k",
     summary="SynthGSM8K-50K: <think> solution + 'The answer is N.', duplicate questions dropped",
-    make=_make,
+    make=lambda options, context: GSM8KConverter(options, solution_field="solution", answer_field="answer"),
+    options=MathOptions,
     default_source=HUB_ID,
     hub_split="train",
-    version="1",
+    version="2",
     sample="synth_gsm8k.jsonl",
 )

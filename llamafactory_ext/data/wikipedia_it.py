@@ -13,10 +13,12 @@ written as soon as it is converted, so memory stays flat whatever the input size
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
+from llamafactory_ext.config import option
 from llamafactory_ext.data.fields import Drop, RowProblem, require
-from llamafactory_ext.data.spec import DatasetSpec
+from llamafactory_ext.data.spec import Converted, DatasetSpec
 
 HUB_ID = "wikimedia/wikipedia"
 HUB_CONFIG = "20231101.it"
@@ -43,8 +45,17 @@ def clean_article(text: str) -> str:
     return text
 
 
+@dataclasses.dataclass
+class CorpusOptions:
+    """Options of the streamed pre-training corpora (``wikipedia_it``, ``clean_mc4_it``)."""
+
+    max_rows: int | None = option(None, "stop after writing N documents", ge=1)
+    max_bytes: int | None = option(None, "stop after writing about N bytes", ge=1)
+    min_chars: int = option(200, "drop documents shorter than this after cleaning", ge=0)
+
+
 class WikipediaConverter:
-    def __init__(self, options) -> None:
+    def __init__(self, options, context=None) -> None:
         self.min_chars = options.min_chars
 
     def convert(self, row: dict, index: int):
@@ -56,7 +67,7 @@ class WikipediaConverter:
             raise Drop("empty")
         if len(cleaned) < self.min_chars:
             raise Drop("too_short")
-        return {"text": cleaned}, None
+        return Converted({"text": cleaned})
 
     def report(self) -> dict:
         return {"min_chars": self.min_chars, "tail_sections": list(TAIL_SECTIONS)}
@@ -66,6 +77,7 @@ SPEC = DatasetSpec(
     name="wikipedia_it",
     summary="Italian Wikipedia for stage: pt (article text, reference sections cut, streamed)",
     make=WikipediaConverter,
+    options=CorpusOptions,
     default_source=HUB_ID,
     hub_config=HUB_CONFIG,
     hub_split="train",

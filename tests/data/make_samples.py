@@ -281,6 +281,80 @@ def wikipedia_rows() -> list[dict]:
     return rows
 
 
+# The demo's tiny world: nations and their capitals. Warm-up questions (W) teach the random tiny
+# model the two answer formats and every word the study's LoRA later writes; the study's questions
+# (T) are about other nations (the base never saw them); held-out questions (H) are never trained.
+NATIONS = [
+    ("Italia", "Roma"), ("Francia", "Parigi"), ("Spagna", "Madrid"), ("Germania", "Berlino"), ("Portogallo", "Lisbona"),
+    ("Austria", "Vienna"), ("Belgio", "Bruxelles"), ("Olanda", "Amsterdam"), ("Svizzera", "Berna"), ("Irlanda", "Dublino"),
+    ("Norvegia", "Oslo"), ("Svezia", "Stoccolma"), ("Finlandia", "Helsinki"), ("Danimarca", "Copenaghen"), ("Polonia", "Varsavia"),
+    ("Ungheria", "Budapest"), ("Grecia", "Atene"), ("Romania", "Bucarest"), ("Bulgaria", "Sofia"), ("Croazia", "Zagabria"),
+    ("Serbia", "Belgrado"), ("Slovenia", "Lubiana"), ("Slovacchia", "Bratislava"), ("Cechia", "Praga"), ("Ucraina", "Kiev"),
+    ("Russia", "Mosca"), ("Turchia", "Ankara"), ("Egitto", "Cairo"), ("Marocco", "Rabat"), ("Tunisia", "Tunisi"),
+    ("Algeria", "Algeri"), ("Kenya", "Nairobi"), ("Etiopia", "Addis Abeba"), ("Nigeria", "Abuja"), ("Ghana", "Accra"),
+    ("Senegal", "Dakar"), ("Giappone", "Tokyo"), ("Cina", "Pechino"), ("India", "Nuova Delhi"), ("Thailandia", "Bangkok"),
+    ("Vietnam", "Hanoi"), ("Corea del Sud", "Seul"), ("Indonesia", "Giacarta"), ("Filippine", "Manila"), ("Iran", "Teheran"),
+    ("Iraq", "Baghdad"), ("Siria", "Damasco"), ("Libano", "Beirut"), ("Giordania", "Amman"), ("Israele", "Gerusalemme"),
+    ("Canada", "Ottawa"), ("Messico", "Città del Messico"), ("Cuba", "L'Avana"), ("Perù", "Lima"), ("Cile", "Santiago"),
+    ("Argentina", "Buenos Aires"), ("Colombia", "Bogotà"), ("Venezuela", "Caracas"), ("Brasile", "Brasilia"), ("Uruguay", "Montevideo"),
+    ("Australia", "Canberra"), ("Nuova Zelanda", "Wellington"), ("Islanda", "Reykjavík"), ("Lettonia", "Riga"), ("Estonia", "Tallinn"),
+    ("Lituania", "Vilnius"), ("Albania", "Tirana"), ("Malta", "La Valletta"), ("Cipro", "Nicosia"), ("Georgia", "Tbilisi"),
+    ("Armenia", "Erevan"), ("Mongolia", "Ulan Bator"),
+]
+DEMO_SPLIT = (36, 26, 10)  # nations of the warm-up, of the study (LoRA), held out
+
+
+def _demo_question(rng: random.Random, question: str, right: str, first_wrong: str, pool: list[str]) -> dict:
+    """2-5 options; ``first_wrong`` is the first wrong option in display order (the trace names it)."""
+    n = rng.randint(2, 5)
+    others = rng.sample([x for x in pool if x not in (right, first_wrong)], n - 2)
+    options = [first_wrong, *others]
+    options.insert(rng.randint(0, len(options)), right)  # first_wrong stays before every other wrong option
+    return {"question": question, "choices": options, "answer": LETTERS[options.index(right)]}
+
+
+def demo_rows() -> dict[str, list[dict]]:
+    """The demo's quiz files (Mult-IT shape) and its teacher traces (distill shape).
+
+    Traces: "La capitale della nazione X è Y, non Z. Quindi la risposta è l'opzione L." (Z: the first
+    wrong option). Every study and held-out name is the first wrong option of one warm-up question,
+    so the base writes it during its warm-up: the LoRA never has to write a word the base never wrote."""
+    from llamafactory_ext.data.multit import item_key, parse_multit_row
+
+    rng = random.Random(11)
+    facts = NATIONS[:]
+    rng.shuffle(facts)
+    nw, nt, nh = DEMO_SPLIT
+    warm, study, held = facts[:nw], facts[nw:nw + nt], facts[nw + nt:nw + nt + nh]
+    capitals, nations = [c for _, c in facts], [n for n, _ in facts]
+    unseen = study + held  # their names must appear in warm-up traces (as the named wrong option)
+    rows: dict[str, list[dict]] = {"warmup": [], "study": [], "heldout": []}
+    traces: list[dict] = []
+
+    def add(kind: str, q: dict, trace: str) -> None:
+        rows[kind].append(q)
+        if kind != "heldout":
+            key = item_key(parse_multit_row(q, 0))
+            traces.append({"key": key, "trace": trace, "answer": q["answer"], "gold": q["answer"], "correct": True, "reason": "kept"})
+
+    for i, (nation, capital) in enumerate(warm):
+        wrong_c = unseen[i % len(unseen)][1] if i < len(unseen) else rng.choice([c for c in capitals if c != capital])
+        q = _demo_question(rng, f"Qual è la capitale della nazione {nation}?", capital, wrong_c, capitals)
+        add("warmup", q, f"La capitale della nazione {nation} è {capital}, non {wrong_c}. Quindi la risposta è l'opzione {q['answer']}.")
+        wrong_n = unseen[i % len(unseen)][0] if i < len(unseen) else rng.choice([n for n in nations if n != nation])
+        q = _demo_question(rng, f"Di quale nazione è capitale {capital}?", nation, wrong_n, nations)
+        add("warmup", q, f"{capital} è la capitale della nazione {nation}, non {wrong_n}. Quindi la risposta è l'opzione {q['answer']}.")
+    for kind, group in (("study", study), ("heldout", held)):
+        for nation, capital in group:
+            wrong = rng.choice([c for c in capitals if c != capital])
+            q = _demo_question(rng, f"Qual è la capitale della nazione {nation}?", capital, wrong, capitals)
+            add(kind, q, f"La capitale della nazione {nation} è {capital}, non {wrong}. Quindi la risposta è l'opzione {q['answer']}.")
+    rows["traces"] = traces
+    rows["eval"] = ([{**q, "macro_category": "trained questions"} for q in rows["study"]]
+                    + [{**q, "macro_category": "held-out questions"} for q in rows["heldout"]])
+    return rows
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
@@ -291,10 +365,16 @@ def main() -> None:
     quiz, traces = multit_rows()
     (OUT / "multit_quiz.json").write_text(json.dumps(quiz, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     write_jsonl(OUT / "multit_traces.jsonl", traces_rows(quiz, traces))
-    write_jsonl(OUT / "gsm8k_train.jsonl", gsm8k_rows())
+    write_jsonl(OUT / "gsm8k_shaped.jsonl", gsm8k_rows())
     write_jsonl(OUT / "synth_gsm8k.jsonl", synth_rows())
     write_jsonl(OUT / "wikipedia_it.jsonl", wikipedia_rows())
-    for p in sorted(OUT.iterdir()):
+    demo = OUT.parent / "demo"
+    demo.mkdir(parents=True, exist_ok=True)
+    rows = demo_rows()
+    for name in ("warmup", "study", "eval"):
+        (demo / f"{name}_quiz.json").write_text(json.dumps(rows[name], ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    write_jsonl(demo / "traces.jsonl", rows["traces"])
+    for p in sorted([*OUT.iterdir(), *demo.iterdir()]):
         print(p.name, len(p.read_text(encoding="utf-8").splitlines()) if p.suffix == ".jsonl" else len(json.loads(p.read_text())))
 
 

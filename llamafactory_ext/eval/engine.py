@@ -21,7 +21,6 @@ output was cut at ``max_new_tokens`` (no end-of-sequence token).
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,18 +63,63 @@ OnResult = Callable[[int, Generation], None]
 def _looks_local(path: str) -> bool:
     """A path the user means as a local directory (not a Hub id ``owner/name``)."""
     p = str(path)
-    return (
-        p.startswith(("/", ".", "~"))
-        or p.count("/") != 1
-        or Path(p).exists()
-    )
+    if p.startswith(("/", ".", "~")) or p.count("/") != 1 or Path(p).exists():
+        return True
+    return Path(p.split("/")[0]).is_dir()  # ``models/tiny`` beside a models/ folder: a mistyped path
 
 
 def check_model_path(path: str | None, what: str = "model_name_or_path") -> None:
+    """A clear one-line error for a model or adapter path that cannot work (before loading)."""
     if not path:
         raise EngineError(f"{what} is required")
-    if _looks_local(path) and not Path(os.path.expanduser(path)).exists():
-        raise EngineError(f"{what}: path not found: {path}")
+    p = Path(os.path.expanduser(path))
+    if not p.exists():
+        if _looks_local(path):
+            raise EngineError(f"{what}: path not found: {path}")
+        return  # a Hub id: checked when it is loaded
+    if p.is_file():
+        raise EngineError(f"{what}: {path} is a file; give the folder that holds the "
+                          + ("adapter (adapter_config.json)" if "adapter" in what else "model (config.json)"))
+    if "adapter" in what:
+        if not (p / "adapter_config.json").is_file():
+            checkpoints = sorted(p.glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[-1]) if c.name.split("-")[-1].isdigit() else -1)
+            if checkpoints:
+                raise EngineError(f"{what}: {path} holds no adapter_config.json, only {len(checkpoints)} checkpoint folder(s) "
+                                  f"(training did not finish?); pass one of them, e.g. {what}={checkpoints[-1]}")
+            raise EngineError(f"{what}: {path} holds no adapter_config.json: not a LoRA adapter folder")
+    elif not (p / "config.json").is_file():
+        hint = " (it holds a LoRA adapter: pass it as adapter_name_or_path, with its base model)" if (p / "adapter_config.json").is_file() else ""
+        raise EngineError(f"{what}: {path} holds no config.json: not a model folder{hint}")
+
+
+def _load(what: str, path: str, loader: Callable[[], Any]) -> Any:
+    """Run a ``from_pretrained``; a missing, private or unreachable model is one line, not a traceback."""
+    try:
+        return loader()
+    except (OSError, ValueError, EnvironmentError) as exc:  # noqa: UP024 - HF raises OSError subclasses
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        offline = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        raise EngineError(f"cannot load {what} {path!r}{offline}: {reason[:300]}. Check the Hub id, or pass a local folder") from None
+
+
+def resolve_device(device: str | None) -> str:
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise EngineError(f"device={device} but no CUDA GPU is visible (torch.cuda.is_available() is false); use device=cpu")
+    return str(device)
+
+
+def resolve_dtype(dtype: str | None, device: str) -> str:
+    import torch
+
+    if dtype in (None, "", "auto"):
+        return "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise EngineError(f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
+    return str(dtype)
 
 
 def _resolve(path: str) -> str:
@@ -106,19 +150,15 @@ class HFEngine:
         self.model_name_or_path = model_name_or_path
         self.adapter_name_or_path = adapter_name_or_path
         self.batch_size = max(1, int(batch_size))
-        if device in (None, "", "auto"):
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = device
-        if dtype in (None, "", "auto"):
-            torch_dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-        else:
-            torch_dtype = getattr(torch, dtype)
-        self.tokenizer = AutoTokenizer.from_pretrained(_resolve(model_name_or_path))
-        model = AutoModelForCausalLM.from_pretrained(_resolve(model_name_or_path), dtype=torch_dtype)
+        self.device = device = resolve_device(device)
+        torch_dtype = getattr(torch, resolve_dtype(dtype, device))
+        path = _resolve(model_name_or_path)
+        self.tokenizer = _load("the tokenizer of", model_name_or_path, lambda: AutoTokenizer.from_pretrained(path))
+        model = _load("model", model_name_or_path, lambda: AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype))
         if adapter_name_or_path:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, _resolve(adapter_name_or_path))
+            model = _load("adapter", adapter_name_or_path, lambda: PeftModel.from_pretrained(model, _resolve(adapter_name_or_path)))
             if merge_adapter:
                 model = model.merge_and_unload()
         self.model = model.to(device).eval()
@@ -260,7 +300,7 @@ class VLLMEngine:
         self.model_name_or_path = model_name_or_path
         self.adapter_name_or_path = adapter_name_or_path
         self.chunk_size = max(1, int(batch_size))
-        self.tokenizer = AutoTokenizer.from_pretrained(_resolve(model_name_or_path))
+        self.tokenizer = _load("the tokenizer of", model_name_or_path, lambda: AutoTokenizer.from_pretrained(_resolve(model_name_or_path)))
         kwargs: dict[str, Any] = {
             "model": _resolve(model_name_or_path),
             "tokenizer": _resolve(model_name_or_path),
@@ -337,11 +377,3 @@ def load_engine(
         hf_keys = {"batch_size", "device", "dtype", "merge_adapter"}
         return HFEngine(model_name_or_path, adapter_name_or_path, **{k: v for k, v in options.items() if k in hf_keys and v is not None})
     return VLLMEngine(model_name_or_path, adapter_name_or_path, **{k: v for k, v in options.items() if v is not None})
-
-
-class Timer:
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start

@@ -25,9 +25,10 @@ scores ``L``. It is never the default.
 
 Numbers (GSM8K), ``extract_number(text)``: ``answer_is`` (``The answer is N`` / ``La
 risposta è N``), ``hashes`` (``#### N``), ``boxed`` (``\\boxed{N}``), then ``last_number``.
-Numbers may carry thousands separators, a sign, ``$``, units and a trailing ``.0``; the
-value returned is canonical (``"1,000.0"`` -> ``"1000"``) and ``numbers_equal`` compares
-numerically.
+Numbers are read by ``data.numbers`` (one rule for commas, shared with the converters: a comma
+followed by exactly three digits separates thousands, any other single comma is a decimal comma);
+the value returned is canonical (``"1,000.0"`` -> ``"1000"``) and ``numbers_equal`` compares
+numerically. ``The answer is 5 + 3 = 8`` reads 8 (the number after the last ``=``).
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from llamafactory_ext.data.numbers import canonical_number, numbers_equal
 from llamafactory_ext.thinking import split_output
+
+__all__ = ["CHOICE_CHAINS", "NUMBER_CHAINS", "canonical_number", "extract_choice", "extract_number", "numbers_equal"]
 
 NONE = "none"
 OFFICIAL_FIRST_CAPITAL = "official_first_capital"
@@ -207,56 +210,10 @@ _NUM = r"[-−–]?\s?\$?\s?[-−–]?\d(?:[\d,]*\d)?(?:\.\d+)?"
 _NUM_RE = re.compile(_NUM)
 
 
-def parse_number(token: Any) -> Decimal | None:
-    """``"$1,000.50"`` -> Decimal('1000.50'); ``None`` when not a number. Never raises."""
-    try:
-        s = str(token).strip()
-        s = s.replace("−", "-").replace("–", "-").replace("$", "").replace(" ", "")
-        s = s.rstrip(".")
-        negative = s.startswith("-")
-        s = s.lstrip("-")
-        if not re.fullmatch(r"\d(?:[\d,]*\d)?(?:\.\d+)?", s):
-            return None
-        if "," in s:
-            head = s.split(".")[0]
-            groups = head.split(",")
-            if not all(len(g) == 3 for g in groups[1:]) or not 1 <= len(groups[0]) <= 3:
-                # "3,5" (decimal comma) or odd grouping: keep the digits as written
-                if len(groups) == 2 and len(groups[1]) != 3 and "." not in s:
-                    s = f"{groups[0]}.{groups[1]}"
-                else:
-                    s = s.replace(",", "")
-            else:
-                s = s.replace(",", "")
-        value = Decimal(s)
-        return -value if negative else value
-    except (InvalidOperation, ValueError, TypeError, Exception):  # noqa: BLE001
-        return None
-
-
-def canonical(value: Decimal | None) -> str | None:
-    """Decimal -> canonical string: no trailing ``.0``, no exponent (``1000``, ``-3``, ``2.5``)."""
-    if value is None:
-        return None
-    try:
-        if value == value.to_integral_value():
-            return str(int(value))
-        return format(value.normalize(), "f")
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def numbers_equal(a: Any, b: Any) -> bool:
-    """Numeric equality of two number strings (``"1,000.0" == "1000"``). Never raises."""
-    x = a if isinstance(a, Decimal) else parse_number(a)
-    y = b if isinstance(b, Decimal) else parse_number(b)
-    return x is not None and y is not None and x == y
-
-
 def _last_num(fragment: str) -> str | None:
     found = _NUM_RE.findall(fragment)
     for tok in reversed(found):
-        c = canonical(parse_number(tok))
+        c = canonical_number(tok)
         if c is not None:
             return c
     return None
@@ -264,7 +221,7 @@ def _last_num(fragment: str) -> str | None:
 
 def _first_num(fragment: str) -> str | None:
     for tok in _NUM_RE.findall(fragment):
-        c = canonical(parse_number(tok))
+        c = canonical_number(tok)
         if c is not None:
             return c
     return None
@@ -277,7 +234,10 @@ def _num_answer_is(ans: str) -> str | None:
         ans, re.IGNORECASE,
     ))
     for m in reversed(hits):
-        value = _first_num(ans[m.end():m.end() + 60].replace("**", " "))
+        fragment = re.split(r"(?<!\d)[.;\n](?!\d)", ans[m.end():m.end() + 80].replace("**", " "), maxsplit=1)[0]
+        if "=" in fragment:  # "The answer is 5 + 3 = 8": the result, not the first operand
+            fragment = fragment.rsplit("=", 1)[1]
+        value = _first_num(fragment)
         if value is not None:
             return value
     return None

@@ -8,13 +8,14 @@ category, ``A) ...`` option lines; ``variant`` ``fast`` (letter only) or ``cot``
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
+from llamafactory_ext.config import option
 from llamafactory_ext.data import mcq
-from llamafactory_ext.eval.extract import CHOICE_CHAINS, extract_choice
-from llamafactory_ext.eval.tasks import Task, TaskError
-from llamafactory_ext.thinking import NOTHINK, THINK
+from llamafactory_ext.eval.mcq import MCQOptions, MCQTask
+from llamafactory_ext.eval.tasks import TaskError
 
 # Table order: culture and commonsense, then language capability (published layout).
 CATEGORIES: dict[str, list[str]] = {
@@ -23,71 +24,34 @@ CATEGORIES: dict[str, list[str]] = {
 }
 
 
-class MCQTask(Task):
-    """Shared by ITALIC and Mult-IT: MCQItem rendering, letter extraction."""
-
-    has_categories = True
-    default_max_new_tokens: ClassVar[dict[str, int]] = {NOTHINK: 350, THINK: 4096}
-    answer_tokens = 16
-
-    def gold(self, item: mcq.MCQItem) -> str:
-        return item.answer
-
-    def category(self, item: mcq.MCQItem) -> str | None:
-        return item.category
-
-    def macro_category(self, item: mcq.MCQItem) -> str | None:
-        return item.macro_category
-
-    def system(self) -> str | None:
-        system = getattr(self.cfg, "system", None)
-        return mcq.SYSTEM_PROMPT if system is None else (system or None)
-
-    def shots(self) -> list[mcq.MCQItem]:
-        return []
-
-    def messages(self, item: mcq.MCQItem) -> list[dict[str, str]]:
-        variant = getattr(self.cfg, "variant", "fast") or "fast"
-        if variant not in mcq.VARIANTS:
-            raise TaskError(f"variant must be one of {', '.join(mcq.VARIANTS)}, got {variant!r}")
-        return mcq.build_messages(item, variant, self.shots())
-
-    def extract(self, text: str, item: mcq.MCQItem) -> tuple[str | None, str]:
-        chain = getattr(self.cfg, "extractor", "default") or "default"
-        if chain not in CHOICE_CHAINS:
-            raise TaskError(f"extractor must be one of {', '.join(CHOICE_CHAINS)}, got {chain!r}")
-        return extract_choice(text, item, chain)
-
-    def wrong_answer(self, item: mcq.MCQItem) -> str:
-        return next(letter for letter in item.letters if letter != item.answer)
-
-    def gold_output(self, item: mcq.MCQItem) -> str:
-        return item.answer
+@dataclasses.dataclass
+class ItalicOptions(MCQOptions):
+    shots: int = option(0, "few-shot examples from ITALIC's 5_shots.jsonl (0-5; the leaderboard is zero-shot)", ge=0, le=5)
+    shots_source: str | None = option(None, "ITALIC's 5_shots.jsonl (default: next to source)")
 
 
 class ItalicTask(MCQTask):
     name = "italic"
-    categories = CATEGORIES
+    options: ClassVar[type] = ItalicOptions
+    categories: ClassVar[dict[str, list[str]]] = CATEGORIES
 
     def load(self) -> list[mcq.MCQItem]:
         from llamafactory_ext.data.italic import load_italic
 
-        return load_italic(getattr(self.cfg, "source", None), limit=getattr(self.cfg, "limit", None))
+        return load_italic(self.cfg.source, limit=self.cfg.limit)
 
     def shots(self) -> list[mcq.MCQItem]:
-        n = int(getattr(self.cfg, "shots", 0) or 0)
+        n = self.cfg.shots
         if n == 0:
             return []
         if hasattr(self, "_shots"):
             return self._shots
         from llamafactory_ext.data.italic import load_italic_shots
 
-        path = getattr(self.cfg, "shots_source", None)
-        if not path:
-            source = getattr(self.cfg, "source", None)
-            if source and Path(source).exists():
-                folder = Path(source) if Path(source).is_dir() else Path(source).parent
-                path = str(folder / "5_shots.jsonl")
+        path = self.cfg.shots_source
+        if not path and self.cfg.source and Path(self.cfg.source).exists():
+            folder = Path(self.cfg.source) if Path(self.cfg.source).is_dir() else Path(self.cfg.source).parent
+            path = str(folder / "5_shots.jsonl")
         if not path or not Path(path).is_file():
             raise TaskError(f"shots={n} needs shots_source=PATH (ITALIC's 5_shots.jsonl); not found: {path}")
         shots = load_italic_shots(path)

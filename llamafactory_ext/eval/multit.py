@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from llamafactory_ext.data import mcq
-from llamafactory_ext.eval.italic import MCQTask
+from llamafactory_ext.eval.mcq import MCQTask
 from llamafactory_ext.eval.tasks import TaskError
 from llamafactory_ext.thinking import split_output
 
@@ -56,8 +56,7 @@ class MultITTask(MCQTask):
     categories: ClassVar[dict[str, list[str]]] = {}
 
     def load(self) -> list[mcq.MCQItem]:
-        source = getattr(self.cfg, "source", None)
-        limit = getattr(self.cfg, "limit", None)
+        source, limit = self.cfg.source, self.cfg.limit
         if not source:
             raise TaskError("task=multit needs source=PATH: a quiz.json-shaped file or a prepared data/multit_*_val.jsonl")
         from llamafactory_ext.data.sources import open_source

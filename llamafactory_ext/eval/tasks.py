@@ -1,18 +1,21 @@
 """Evaluation tasks: one small module per task plus one registry line here.
 
-A task knows how to load its items (through the data layer), how to build the chat turns
-of one item, which system prompt it uses, how to extract and check an answer, and which
-category an item belongs to. Everything else (modes, engines, resume, reports) is shared
+A task knows how to load its items (through the data layer), how to build the chat turns of
+one item, which system prompt it uses, how to extract and check an answer, and which category
+an item belongs to. Its own options (``variant``, ``shots``, ``instruction``, ...) are a
+dataclass next to it (``Task.options``): ``eval task=NAME`` accepts the shared keys of
+``runner.EvalConfig`` plus those. Everything else (modes, engines, resume, reports) is shared
 code in ``runner.py`` and ``report.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from llamafactory_ext.config import UserError
+from llamafactory_ext.config import UserError, unknown_key_error
 from llamafactory_ext.thinking import NOTHINK, THINK, split_output
 
 # name -> "module:Class". Adding a task = one module + one line here + one test.
@@ -26,6 +29,7 @@ TASKS: dict[str, str] = {
 OK = "ok"
 UNFINISHED = "unfinished"  # thinking mode, no closing </think>
 UNPARSED = "unparsed"      # no answer could be extracted
+CUT_OFF = "cut_off"        # stopped by max_new_tokens (scored wrong: cutoff=wrong)
 
 
 class TaskError(UserError):
@@ -37,17 +41,23 @@ class Score:
     extracted: str | None
     method: str
     correct: bool
-    status: str  # ok | unfinished | unparsed
+    status: str  # ok | unfinished | unparsed | cut_off
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """A task with no options of its own."""
 
 
 class Task:
-    """Base class. Subclasses set ``name`` and implement the abstract methods."""
+    """Base class. Subclasses set ``name`` (and ``options``) and implement the abstract methods."""
 
     name = ""
-    has_categories = False
+    options: ClassVar[type] = NoOptions
+    categories: ClassVar[dict[str, list[str]]] = {}  # macro category -> categories, in table order
     # default max_new_tokens per mode (the published ITALIC protocol uses 350 without thinking)
     default_max_new_tokens: ClassVar[dict[str, int]] = {NOTHINK: 512, THINK: 4096}
-    # probe: tokens allowed for the forced final answer after a truncated reasoning
+    # tokens allowed for a forced final answer (faithfulness probe, cutoff=force_answer)
     answer_tokens = 32
 
     def __init__(self, cfg: Any) -> None:
@@ -83,30 +93,24 @@ class Task:
     def is_correct(self, extracted: str | None, item: Any) -> bool:
         return extracted is not None and extracted == self.gold(item)
 
-    def wrong_answer(self, item: Any) -> str:
-        """An output that is a wrong answer (tests, sanity checks)."""
-        raise NotImplementedError
-
-    def gold_output(self, item: Any) -> str:
-        """An output that states the gold answer (tests, sanity checks)."""
-        return self.gold(item)
-
-    def score(self, output: str, item: Any, mode: str) -> Score:
-        parts = split_output(output)
-        if mode == THINK and not parts.closed:
-            return Score(None, UNFINISHED, False, UNFINISHED)
+    def score(self, output: str, item: Any, mode: str, finished: bool = True) -> Score:
+        """Score one output; a cut-off output is wrong, whatever text it holds (``cutoff=wrong``)."""
         extracted, method = self.extract(output, item)
+        if not finished:
+            return Score(extracted, method, False, CUT_OFF)
+        if mode == THINK and not split_output(output).closed:
+            return Score(None, UNFINISHED, False, UNFINISHED)
         if extracted is None:
             return Score(None, method, False, UNPARSED)
         return Score(extracted, method, self.is_correct(extracted, item), OK)
 
 
-def get_task(name: str, cfg: Any) -> Task:
+def task_class(name: str) -> type[Task]:
     if name not in TASKS:
-        import difflib
-
-        close = difflib.get_close_matches(str(name), list(TASKS) + ["compare"], n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise TaskError(f"unknown task {name!r}{hint}; known: {', '.join(list(TASKS) + ['compare'])}")
+        raise TaskError(str(unknown_key_error(str(name), TASKS, "eval", "task")) + f"; known: {', '.join(TASKS)}")
     module, cls = TASKS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(cfg)
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_task(name: str, cfg: Any) -> Task:
+    return task_class(name)(cfg)

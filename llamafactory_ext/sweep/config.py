@@ -1,0 +1,173 @@
+"""Options of ``sweep`` (and, through :class:`RunOptions`, of ``study``), and their checks.
+
+Everything is checked before any trial starts: keys against LLaMA-Factory's own parser, values
+against the types it converts to and the ranges of ``config.RECIPE_RANGES`` (``lora_rank=0``,
+``learning_rate=abc`` stop the sweep at once, naming the key), the evaluator's keys, names.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import operator
+from pathlib import Path
+from typing import Any, Literal
+
+from llamafactory_ext.config import ConfigError, UserError, check_recipe, format_value, option, parse_overrides
+
+# Keys the engine sets itself for every trial.
+RESERVED_KEYS = ("output_dir",)
+
+
+class SweepError(UserError):
+    """Bad sweep / study file, grid or override (the message names the key or trial)."""
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """How trials run: shared by ``sweep`` and ``study``."""
+
+    retry_failed: bool = option(False, "re-run trials that failed before (finished trials are always skipped)")
+    dry_run: bool = option(False, "print the trials and their exact commands, run nothing")
+    max_trials: int | None = option(None, "run at most this many trials now, then stop (re-run to resume)", ge=1)
+    overwrite: bool = option(False, "re-run trials whose recorded commands differ from today's (else: refused)")
+    backend: Literal["local", "ray"] = option("local", "local (this machine) | ray (Ray tasks with num_gpus requests)")
+    gpus_per_trial: int = option(1, "GPUs per trial (0: CPU trials)", ge=0)
+    parallel: int = option(1, "CPU trials (gpus_per_trial=0 or no GPU) run this many at once", ge=1)
+    gpus: Any = option(None, "local GPU ids to use, e.g. [0,1] (default: all visible)")
+    cpus_per_trial: float = option(1.0, "Ray: CPUs requested per trial", gt=0)
+    ray_address: str | None = option(None, "Ray: cluster address (or RAY_ADDRESS)")
+    tokenize_once: bool = option(True, "share LLaMA-Factory's tokenized_path among trials with the same data")
+    env: dict = option({}, "extra environment for trial processes")
+    log_tail_lines: int = option(40, "log lines kept for a failed trial", ge=1)
+
+
+@dataclasses.dataclass
+class SweepConfig(RunOptions):
+    base: str = option(None, "training recipe (llamafactory-cli train YAML)")
+    output_dir: str = option(None, "sweep folder: one sub-folder per trial + summaries")
+    grid: dict = option({}, "key -> list of values (Cartesian product)")
+    derived: dict = option({}, "key -> expression, e.g. lora_alpha: 2 * lora_rank")
+    fixed: Any = option({}, "overrides for every trial (mapping or list of key=value)")
+    eval: Any = option(None, "{config: EVAL.yaml, overrides: {...}} or null")
+    name_format: str | None = option(None, "trial name, e.g. r{lora_rank}")
+    plot_x: str | None = option(None, "grid key on the plots' x axis")
+
+
+def load_sweep_config(argv: list[str]) -> tuple[SweepConfig, str]:
+    from llamafactory_ext.config import from_argv, split_argv
+
+    cfg = from_argv(SweepConfig, argv)
+    where = split_argv(argv)[0] or "command line"
+    for key in ("base", "output_dir"):
+        if not getattr(cfg, key):
+            raise SweepError(f"{where}: missing required key {key!r}")
+    return cfg, where
+
+
+def as_overrides(value: Any, where: str, what: str) -> dict[str, Any]:
+    """A mapping, or a list of ``key=value`` strings, as a dict."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            if not isinstance(item, str) or "=" not in item:
+                raise SweepError(f"{where}: {what}: {item!r} is not a 'key=value' string")
+        return parse_overrides(list(value))
+    raise SweepError(f"{where}: {what} must be a mapping or a list of key=value strings, got {value!r}")
+
+
+def check_values(values: dict[str, Any], where: str) -> None:
+    """LLaMA-Factory's parser types and choices, our ranges; SweepError naming ``where``."""
+    try:
+        check_recipe(values, where)
+    except ConfigError as exc:
+        raise SweepError(str(exc)) from None
+
+
+def check_keys(keys: Any, section: str, where: str, reserved: bool = True) -> None:
+    from llamafactory_ext.config import llamafactory_train_keys, unknown_key_error
+
+    known = llamafactory_train_keys()
+    for key in keys:
+        if key not in known:
+            msg = str(unknown_key_error(key, known, f"{where}: {section}{key}", "LLaMA-Factory key"))
+            raise SweepError(msg.replace(f"{section}{key}: unknown LLaMA-Factory key", f"{section}{key}: LLaMA-Factory's train parser does not know the key"))
+        if reserved and key in RESERVED_KEYS:
+            raise SweepError(f"{where}: {section}{key}: the sweep sets {key} per trial (<output_dir>/<trial>)")
+
+
+def eval_section(value: Any, where: str, cwd: str, reserved: tuple[str, ...] = ("output_dir", "adapter_name_or_path")) -> dict | None:
+    """``eval: {config: EVAL.yaml, overrides: {...}}`` checked against the evaluator's keys."""
+    from llamafactory_ext.config import load_yaml, unknown_key_error
+
+    if value in (None, {}, False):
+        return None
+    section = {"config": value} if isinstance(value, str) else dict(value) if isinstance(value, dict) else None
+    if section is None:
+        raise SweepError(f"{where}: eval must be a mapping {{config: EVAL.yaml, overrides: {{...}}}}")
+    unknown = set(section) - {"config", "overrides"}
+    if unknown:
+        raise SweepError(f"{where}: eval: unknown key {min(unknown)!r} (known: config, overrides)")
+    if not section.get("config"):
+        raise SweepError(f"{where}: eval.config: the evaluator config file is required")
+    if not (Path(cwd) / section["config"]).is_file():
+        raise SweepError(f"{where}: eval.config: file not found: {section['config']}")
+    overrides = as_overrides(section.get("overrides") or {}, where, "eval.overrides")
+    file_keys = load_yaml(Path(cwd) / section["config"])
+    from llamafactory_ext.eval.runner import config_class
+
+    known = {f.name for f in dataclasses.fields(config_class(str(overrides.get("task", file_keys.get("task", "italic")))))}
+    for key in overrides:
+        if key not in known:
+            msg = str(unknown_key_error(key, known, f"{where}: eval.overrides.{key}", "key"))
+            raise SweepError(msg.replace(f"eval.overrides.{key}: unknown key", f"eval.overrides.{key}: the evaluator has no key"))
+        if key in reserved:
+            raise SweepError(f"{where}: eval.overrides.{key}: the sweep sets {key} per trial")
+    return {"config": section["config"], "overrides": overrides, "file_keys": set(file_keys)}
+
+
+_BIN_OPS = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
+}
+_FUNCS = {"int": int, "float": float, "round": round, "min": min, "max": max, "str": str}
+
+
+def eval_expression(expr: Any, names: dict[str, Any], key: str) -> Any:
+    """Evaluate a ``derived`` rule: arithmetic over the trial's keys (``2 * lora_rank``), nothing else."""
+    if not isinstance(expr, str):
+        return expr  # a constant
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError as exc:
+        raise SweepError(f"derived.{key}: cannot parse expression {expr!r}: {exc.msg}") from None
+
+    def ev(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id not in names:
+                raise SweepError(f"derived.{key}: unknown name {node.id!r} in {expr!r}; known: {', '.join(sorted(names)) or '(none)'}")
+            return names[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _BIN_OPS:
+            return _BIN_OPS[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            value = ev(node.operand)
+            return -value if isinstance(node.op, ast.USub) else value
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS and not node.keywords:
+            return _FUNCS[node.func.id](*[ev(a) for a in node.args])
+        raise SweepError(f"derived.{key}: only arithmetic on trial keys is allowed, got {expr!r}")
+
+    value = ev(tree)
+    if isinstance(value, float) and value.is_integer() and "/" in expr and "//" not in expr:
+        value = int(value)  # "lora_rank / 2" -> 4, not 4.0 (LoRA ranks and alphas are ints)
+    return value
+
+
+def show(params: dict) -> str:
+    return ", ".join(f"{k}={format_value(v)}" for k, v in params.items())

@@ -1,0 +1,370 @@
+"""Trials: what one unit of a sweep or study runs, and running it.
+
+A :class:`Trial` is a training command (``llamafactory-cli train RECIPE k=v ... output_dir=<trial>``,
+or none for an evaluation-only trial such as a study's baseline) and an evaluation command
+(``llamafactory-ext eval EVAL.yaml ... output_dir=<trial>/eval``), run as real subprocesses with
+their logs in the trial folder. :func:`run_trial` resumes: a finished training is not repeated,
+a finished evaluation neither; the commands are recorded (``<trial>/trial.settings.json``, through
+``io.check_settings``) and a trial whose commands changed is refused unless ``overwrite=true``.
+``<trial>/trial.json`` holds the state: running, done or failed (with exit code and log tail).
+
+:func:`grid_trials` expands a sweep file's grid; ``study`` builds its trials with :func:`make_trial`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from llamafactory_ext.config import format_value, load_yaml
+from llamafactory_ext.io import atomic_write_json, check_settings, ensure_dir
+from llamafactory_ext.sweep.config import (
+    SweepConfig,
+    SweepError,
+    as_overrides,
+    check_keys,
+    check_values,
+    eval_expression,
+    eval_section,
+    show,
+)
+
+# Fields of LLaMA-Factory's DataArguments that do NOT change the tokenized data.
+_DATA_NEUTRAL = {
+    "tokenized_path", "overwrite_cache", "preprocessing_batch_size", "preprocessing_num_workers",
+    "data_shared_file_system", "eval_num_beams", "buffer_size",
+}
+# Keys outside DataArguments that change what LLaMA-Factory writes to tokenized_path.
+_DATA_KEYS_EXTRA = {
+    "model_name_or_path", "model_revision", "cache_dir", "use_fast_tokenizer", "split_special_tokens",
+    "add_tokens", "add_special_tokens", "new_special_tokens_config", "resize_vocab", "trust_remote_code",
+    "image_max_pixels", "image_min_pixels", "image_do_pan_and_scan", "crop_to_patches", "video_max_pixels",
+    "video_min_pixels", "video_fps", "video_maxlen", "use_audio_in_video", "audio_sampling_rate",
+    "stage", "seed", "data_seed", "do_train", "do_eval", "do_predict", "predict_with_generate",
+}
+ADAPTER_FILES = (
+    "adapter_model.safetensors", "adapter_model.bin",
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+)
+_TRAINABLE_RE = re.compile(r"trainable params: ([\d,]+) \|\| all params: ([\d,]+)")
+
+
+@dataclasses.dataclass
+class Trial:
+    name: str
+    params: dict[str, Any]           # what the trial changes (summary columns)
+    dir: str
+    train_cmd: list[str] | None      # None: evaluation only (a study's baseline)
+    eval_cmd: list[str] | None
+    cwd: str
+    env: dict[str, str]
+    data_group: str | None = None    # tokenized_path shared with other trials (None: no sharing)
+    overrides: list[str] = dataclasses.field(default_factory=list)
+    train_config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    log_tail_lines: int = 40
+    overwrite: bool = False
+
+    def path(self) -> Path:
+        d = Path(self.dir)
+        return d if d.is_absolute() else Path(self.cwd) / d
+
+    def settings(self) -> dict[str, Any]:
+        """What must not change between a run and its resume (the commands, minus the executable)."""
+        return {"train": self.train_cmd[1:] if self.train_cmd else None, "eval": self.eval_cmd[3:] if self.eval_cmd else None}
+
+
+def data_keys() -> set[str]:
+    """Keys whose value changes the data LLaMA-Factory tokenizes (and writes to ``tokenized_path``)."""
+    from llamafactory.hparams import DataArguments
+
+    return {f.name for f in dataclasses.fields(DataArguments) if f.init} - _DATA_NEUTRAL | _DATA_KEYS_EXTRA
+
+
+def eval_command(eval_spec: dict, train_config: dict[str, Any], trial_dir: Path, recipe: str | None,
+                 extra: dict[str, Any] | None = None) -> list[str]:
+    """``python -m llamafactory_ext.cli eval EVAL.yaml ...`` for a trained (or base, recipe None) model."""
+    over = dict(eval_spec["overrides"])
+    if recipe is None:
+        over.setdefault("model_name_or_path", train_config.get("model_name_or_path"))
+    elif train_config.get("finetuning_type", "lora") == "full":
+        over["model_name_or_path"] = str(trial_dir)
+    else:
+        over.setdefault("model_name_or_path", train_config.get("model_name_or_path"))
+        over["adapter_name_or_path"] = str(trial_dir)
+    if recipe is not None and "from_recipe" not in over and "from_recipe" not in eval_spec["file_keys"]:
+        over["from_recipe"] = recipe  # template and thinking modes of the training recipe
+    over.update(extra or {})
+    over["output_dir"] = str(trial_dir / "eval")
+    return [sys.executable, "-m", "llamafactory_ext.cli", "eval", eval_spec["config"],
+            *[f"{k}={format_value(v)}" for k, v in over.items() if v is not None]]
+
+
+def make_trial(name: str, params: dict[str, Any], recipe: str | None, base: dict[str, Any], overrides: dict[str, Any],
+               out_root: Path, eval_spec: dict | None, cwd: str, env: dict[str, str], share: bool, log_tail_lines: int = 40,
+               eval_extra: dict[str, Any] | None = None, overwrite: bool = False) -> Trial:
+    """One trial: ``recipe`` + ``overrides`` (None: evaluation only), evaluated with ``eval_spec``."""
+    from llamafactory_ext.testing import llamafactory_cli
+
+    trial_dir = out_root / name
+    merged = {**base, **overrides, "output_dir": str(trial_dir)}
+    overrides = dict(overrides)
+    group = None
+    if share and recipe is not None:
+        data_view = {k: merged.get(k) for k in sorted(data_keys()) if k in merged}
+        group = str(out_root / "tokenized" / hashlib.sha256(json.dumps(data_view, sort_keys=True, default=str).encode()).hexdigest()[:12])
+        overrides["tokenized_path"] = group
+    overrides["output_dir"] = str(trial_dir)
+    override_list = [f"{k}={format_value(v)}" for k, v in overrides.items()]
+    train_cmd = [llamafactory_cli(), "train", recipe, *override_list] if recipe is not None else None
+    eval_cmd = eval_command(eval_spec, merged, trial_dir, recipe, eval_extra) if eval_spec else None
+    return Trial(name=name, params=params, dir=str(trial_dir), train_cmd=train_cmd, eval_cmd=eval_cmd, cwd=cwd, env=env,
+                 data_group=group, overrides=override_list, train_config=merged, log_tail_lines=log_tail_lines, overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------------------------
+# a sweep's grid
+# --------------------------------------------------------------------------------------------
+def trial_name(cfg: SweepConfig, params: dict[str, Any], where: str) -> str:
+    if cfg.name_format:
+        try:
+            name = cfg.name_format.format(**params)
+        except KeyError as exc:
+            raise SweepError(f"{where}: name_format {cfg.name_format!r} names {exc.args[0]!r}, which is not a grid or derived key") from None
+        except (ValueError, IndexError) as exc:
+            raise SweepError(f"{where}: name_format {cfg.name_format!r}: {exc}") from None
+        return re.sub(r"[^A-Za-z0-9._+=-]+", "_", name)
+    return "_".join(f"{key}-{_slug(params[key])}" for key in cfg.grid)
+
+
+def _slug(value: Any) -> str:
+    text = format_value(value) if not isinstance(value, str) else value
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "_"
+
+
+def _grid(cfg: SweepConfig, where: str) -> dict[str, list]:
+    if not isinstance(cfg.grid, dict) or not cfg.grid:
+        raise SweepError(f"{where}: the grid is empty: give at least one key with a list of values")
+    grid = {}
+    for key, values in cfg.grid.items():
+        values = list(values) if isinstance(values, (list, tuple)) else [values]
+        if not values:
+            raise SweepError(f"{where}: grid.{key} has no values")
+        grid[key] = values
+    return grid
+
+
+def _combos(cfg: SweepConfig, grid: dict[str, list], names: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """Every grid combination with its derived keys, values checked by LLaMA-Factory's parser."""
+    out = []
+    for combo in itertools.product(*grid.values()):
+        params = dict(zip(grid.keys(), combo))
+        scope = {**names, **params}
+        for key, expr in cfg.derived.items():
+            try:
+                params[key] = eval_expression(expr, scope, key)
+            except SweepError as exc:
+                raise SweepError(f"{where}: {exc}") from None
+            except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+                raise SweepError(f"{where}: derived.{key}: {expr!r} failed for {show(params)}: {exc}") from None
+            scope[key] = params[key]
+        check_values(params, f"{where}: trial {show(params)}")
+        out.append(params)
+    return out
+
+
+def grid_trials(cfg: SweepConfig, where: str, cwd: str | None = None) -> list[Trial]:
+    """Validate everything and expand the grid; raises :class:`SweepError` before any trial runs."""
+    cwd = cwd or os.getcwd()
+    if not (Path(cwd) / cfg.base).is_file():
+        raise SweepError(f"{where}: base recipe not found: {cfg.base}")
+    base = load_yaml(Path(cwd) / cfg.base)
+    grid = _grid(cfg, where)
+    fixed = as_overrides(cfg.fixed, where, "fixed")
+    check_keys(base, f"base recipe {cfg.base}: ", where, reserved=False)
+    for section, keys in (("fixed.", fixed), ("grid.", grid), ("derived.", cfg.derived)):
+        check_keys(keys, section, where)
+    check_values(fixed, f"{where}: fixed")
+    for key in cfg.derived:
+        if key in grid:
+            raise SweepError(f"{where}: derived.{key}: {key!r} is also a grid key")
+    if cfg.plot_x is not None and cfg.plot_x not in grid:
+        raise SweepError(f"{where}: plot_x {cfg.plot_x!r} is not a grid key")
+    spec = eval_section(cfg.eval, where, cwd)
+    share = cfg.tokenize_once and "tokenized_path" not in {**base, **fixed} and not {**base, **fixed}.get("streaming")
+    env = {str(k): str(v) for k, v in (cfg.env or {}).items()}
+    trials: list[Trial] = []
+    seen: dict[str, dict] = {}
+    for params in _combos(cfg, grid, {**base, **fixed}, where):
+        name = trial_name(cfg, params, where)
+        if name in seen:
+            raise SweepError(f"{where}: two trials have the same name {name!r} ({show(seen[name])} and {show(params)}); "
+                             "use distinct grid values or a name_format that names every swept key")
+        seen[name] = params
+        trials.append(make_trial(name, params, cfg.base, base, {**fixed, **params}, Path(cfg.output_dir), spec, cwd, env,
+                                 share, cfg.log_tail_lines, overwrite=cfg.overwrite))
+    return trials
+
+
+# --------------------------------------------------------------------------------------------
+# running one trial (local and Ray backends; runs on the worker)
+# --------------------------------------------------------------------------------------------
+def read_state(trial_dir: str | Path) -> dict | None:
+    path = Path(trial_dir) / "trial.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def training_done(trial: Trial) -> bool:
+    d = trial.path()
+    return trial.train_cmd is None or ((d / "train_results.json").is_file() and any((d / f).is_file() for f in ADAPTER_FILES))
+
+
+def eval_done(trial: Trial) -> bool:
+    return trial.eval_cmd is None or (trial.path() / "eval" / "results.json").is_file()
+
+
+def trial_complete(trial: Trial) -> bool:
+    state = read_state(trial.path())
+    return bool(state and state.get("status") == "done" and training_done(trial) and eval_done(trial))
+
+
+def status(trial: Trial) -> str:
+    if trial_complete(trial):
+        return "done"
+    state = (read_state(trial.path()) or {}).get("status", "pending")
+    return "interrupted" if state == "running" else state
+
+
+def _tail(path: Path, n: int) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def _run_logged(cmd: list[str], log: Path, cwd: str, env: dict[str, str]) -> tuple[int, float, float]:
+    """Run ``cmd`` with stdout+stderr into ``log``; (exit code, seconds, peak RSS of the process tree in GiB)."""
+    if log.exists():
+        os.replace(log, log.with_suffix(".prev.log"))
+    start = time.time()
+    with open(log, "w", encoding="utf-8") as fh:
+        fh.write("$ " + shlex.join(cmd) + "\n")
+        fh.flush()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            _, code, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(code)
+    return proc.returncode, time.time() - start, usage.ru_maxrss / 1024**2  # ru_maxrss is KiB on Linux
+
+
+def train_metrics(trial_dir: Path) -> dict[str, Any]:
+    """Trainable parameters (LLaMA-Factory's log line), runtime, final loss, peak VRAM of a trial."""
+    out: dict[str, Any] = {}
+    for log_name in ("train.log", "train.prev.log"):
+        found = _TRAINABLE_RE.findall(_tail(trial_dir / log_name, 10**6))
+        if found:
+            out["trainable_params"], out["all_params"] = (int(x.replace(",", "")) for x in found[-1])
+            break
+    results = trial_dir / "train_results.json"
+    if results.is_file():
+        data = json.loads(results.read_text())
+        out["train_runtime_s"], out["train_loss_mean"] = data.get("train_runtime"), data.get("train_loss")
+    final_loss = peak_vram = None
+    log = trial_dir / "trainer_log.jsonl"
+    for line in log.read_text(encoding="utf-8").splitlines() if log.is_file() else []:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        final_loss = row.get("loss", final_loss)
+        if row.get("vram_allocated"):
+            peak_vram = max(peak_vram or 0.0, float(row["vram_allocated"]))
+    out["final_loss"], out["peak_vram_gb"] = final_loss, peak_vram
+    return out
+
+
+def _phase(trial: Trial, state: dict[str, Any], phase: str, cmd: list[str], env: dict[str, str]) -> bool:
+    """Run one phase (train | eval); record a failure in ``state``; True when it succeeded."""
+    d = trial.path()
+    log = d / f"{phase}.log"
+    if phase == "train" and d.exists():
+        for stale in ("train_results.json",):  # a resume must not count an old run as finished
+            (d / stale).unlink(missing_ok=True)
+    code, wall, rss = _run_logged(cmd, log, trial.cwd, env)
+    state[f"{phase}_wall_s"] = round(wall, 2)
+    if phase == "train":
+        state["peak_rss_gb"] = round(rss, 3)
+    done = training_done(trial) if phase == "train" else eval_done(trial)
+    if code == 0 and done:
+        return True
+    state.update(status="failed", phase=phase, exit_code=code if code != 0 else -1, log=str(log),
+                 log_tail=_tail(log, trial.log_tail_lines), finished=time.time())
+    return False
+
+
+def run_trial(trial: Trial, gpu_ids: list[str] | None = None) -> dict[str, Any]:
+    """Train (unless trained) and evaluate (unless evaluated) one trial; write and return ``trial.json``."""
+    d = ensure_dir(trial.path(), "trial folder")
+    status_now = check_settings(d / "trial.settings.json", trial.settings(), trial.overwrite, f"trial {trial.name}",
+                                has_outputs=any(d.iterdir()))
+    if status_now == "overwrite":
+        for child in d.iterdir():
+            if child.name != "trial.settings.json":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    env = {**os.environ, **trial.env, "RECORD_VRAM": "1"}  # LLaMA-Factory logs peak GPU memory
+    if gpu_ids is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
+    old = read_state(d) or {}
+    state: dict[str, Any] = {
+        "name": trial.name, "params": trial.params, "status": "running", "started": time.time(),
+        "train_cmd": shlex.join(trial.train_cmd) if trial.train_cmd else None,
+        "eval_cmd": shlex.join(trial.eval_cmd) if trial.eval_cmd else None,
+        "host": os.uname().nodename, "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES"),
+        "attempts": int(old.get("attempts", 0)) + 1, "peak_rss_gb": old.get("peak_rss_gb"), "train_wall_s": old.get("train_wall_s"),
+    }
+    atomic_write_json(d / "trial.json", state)
+    ok = training_done(trial) or _phase(trial, state, "train", trial.train_cmd, env)  # type: ignore[arg-type]
+    if ok and not eval_done(trial):
+        ok = _phase(trial, state, "eval", trial.eval_cmd, env)  # type: ignore[arg-type]
+    state.update(train_metrics(d))
+    if ok:
+        state.update(status="done", finished=time.time())
+    atomic_write_json(d / "trial.json", state)
+    return state
+
+
+def run_recorded(trial: Trial, gpu_ids: list[str] | None = None) -> dict[str, Any]:
+    """:func:`run_trial`, with an unexpected error recorded as that trial's failure (the sweep goes on)."""
+    from llamafactory_ext.config import UserError
+
+    try:
+        return run_trial(trial, gpu_ids)
+    except UserError:
+        raise  # a refused resume: the user must decide (overwrite=true or another output_dir)
+    except Exception as exc:  # noqa: BLE001 - one broken trial must not stop the sweep
+        import traceback
+
+        state = {"name": trial.name, "params": trial.params, "status": "failed", "phase": "sweep",
+                 "exit_code": None, "log_tail": traceback.format_exc()[-4000:], "error": repr(exc)}
+        atomic_write_json(ensure_dir(trial.path(), "trial folder") / "trial.json", state)
+        return state

@@ -24,7 +24,8 @@ same settings resumes): ``key`` (``data.multit.item_key``: the join key of ``pre
 ``reason`` (``kept`` or the last sample's rejection), ``prompt_tokens``, ``completion_tokens``,
 ``sample`` (0-based index of the sample the row describes), ``rejected`` (reasons of the samples
 before it). Next to it: ``<output>.rejects.jsonl`` (every rejected sample with its raw text),
-``<output>.meta.json`` (the settings, checked on resume) and ``<output>.summary.json`` (counts).
+``<output>.settings.json`` (the settings, checked on resume: other settings are refused unless
+``overwrite=true``) and ``<output>.summary.json`` (counts). One distill per output file at a time.
 
 Example:
   llamafactory-ext distill recipes/distill/multit_qwen3.yaml source=PATH/Multi-IT-A/quiz.json
@@ -35,8 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
 import sys
 import time
 from collections import Counter
@@ -44,7 +43,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from llamafactory_ext.config import UserError
+from llamafactory_ext.config import UserError, option
+from llamafactory_ext.io import FolderLock, ResumableJsonl, atomic_write_json
 
 USAGE = "CONFIG.yaml [key=value ...]   (nested keys with dots: teacher.model=Qwen/Qwen3-8B)"
 
@@ -53,7 +53,6 @@ REASONS = (
     "no_close_think", "malformed_tags", "empty_trace", "no_answer", "wrong_answer", "answer_mismatch",
     "duplicate_trace",
 )
-SOURCES = ("multit", "italic")
 # Settings that change what a row means: a resumed run must use the same ones.
 _META_KEYS = ("source", "dataset", "teacher", "samples_per_question", "temperature", "top_p", "max_new_tokens",
               "seed", "variant", "system")
@@ -65,34 +64,23 @@ class DistillError(UserError):
 
 @dataclasses.dataclass
 class DistillConfig:
-    source: str | list[str] | None = dataclasses.field(
-        default=None,
-        metadata={"help": "multiple-choice file (Mult-IT quiz.json, ITALIC jsonl), a list of files, or a Hub id"},
-    )
-    output: str | None = dataclasses.field(default=None, metadata={"help": "traces JSONL to write / resume"})
-    teacher: dict = dataclasses.field(
-        default_factory=dict, metadata={"help": "{model: ..., adapter: null, template: qwen3}"}
-    )
-    dataset: Literal["multit", "italic"] = dataclasses.field(
-        default="multit", metadata={"help": "how to read source: multit | italic"}
-    )
-    backend: Literal["hf", "vllm"] = dataclasses.field(default="hf", metadata={"help": "hf | vllm (the evaluator's engines)"})
-    samples_per_question: int = dataclasses.field(default=1, metadata={"help": "k: tries per question, the first good one is kept"})
-    temperature: float = dataclasses.field(default=0.6, metadata={"help": "sampling temperature (Qwen3 thinking: 0.6)"})
-    top_p: float = dataclasses.field(default=0.95, metadata={"help": "nucleus sampling (Qwen3 thinking: 0.95)"})
-    seed: int = dataclasses.field(default=42, metadata={"help": "sampling seed (sample j uses seed + 1000 j)"})
-    max_new_tokens: int = dataclasses.field(default=4096, metadata={"help": "longest output; longer ones are no_close_think"})
-    limit: int | None = dataclasses.field(default=None, metadata={"help": "first N questions only"})
-    variant: Literal["fast", "cot"] = dataclasses.field(
-        default="fast", metadata={"help": "user prompt variant (the Mult-IT converters train 'fast')"}
-    )
-    system: str | None = dataclasses.field(default=None, metadata={"help": "system prompt (default: 'Sei un assistente utile.')"})
-    batch_size: int = dataclasses.field(default=8, metadata={"help": "questions per generate call (vllm: use 256+)"})
-    engine: dict = dataclasses.field(
-        default_factory=dict, metadata={"help": "extra load_engine options: device, dtype, gpu_memory_utilization, ..."}
-    )
-    overwrite: bool = dataclasses.field(default=False, metadata={"help": "start over when output has other settings"})
-    progress: bool = dataclasses.field(default=True, metadata={"help": "progress bar (items/s, ETA) on stderr"})
+    source: str | list[str] | None = option(None, "multiple-choice file (Mult-IT quiz.json, ITALIC jsonl), a list of files, or a Hub id")
+    output: str | None = option(None, "traces JSONL to write / resume")
+    teacher: dict = option({}, "{model: ..., adapter: null, template: qwen3}")
+    dataset: Literal["multit", "italic"] = option("multit", "how to read source: multit | italic")
+    backend: Literal["hf", "vllm"] = option("hf", "hf | vllm (the evaluator's engines)")
+    samples_per_question: int = option(1, "k: tries per question, the first good one is kept", ge=1)
+    temperature: float = option(0.6, "sampling temperature (Qwen3 thinking: 0.6)", ge=0.0)
+    top_p: float = option(0.95, "nucleus sampling (Qwen3 thinking: 0.95)", gt=0.0, le=1.0)
+    seed: int = option(42, "sampling seed (sample j uses seed + 1000 j)")
+    max_new_tokens: int = option(4096, "longest output; longer ones are no_close_think", ge=1)
+    limit: int | None = option(None, "first N questions only", ge=1)
+    variant: Literal["fast", "cot"] = option("fast", "user prompt variant (the Mult-IT converters train 'fast')")
+    system: str | None = option(None, "system prompt (default: 'Sei un assistente utile.')")
+    batch_size: int = option(8, "questions per generate call (vllm: use 256+)", ge=1)
+    engine: dict = option({}, "extra load_engine options: device, dtype, gpu_memory_utilization, ...")
+    overwrite: bool = option(False, "start over when output has other settings")
+    progress: bool = option(True, "progress bar (items/s, ETA) on stderr")
 
 
 @dataclasses.dataclass
@@ -211,39 +199,6 @@ def key_of(item: Any) -> str:
     return item_key(item)
 
 
-def read_done(path: Path) -> tuple[list[dict], int]:
-    """Rows already written (a torn last line from a crash is dropped and counted)."""
-    rows: list[dict] = []
-    torn = 0
-    if not path.is_file():
-        return rows, 0
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines):  # no newline after it: the last line of an interrupted run
-                torn += 1
-                continue
-            raise DistillError(f"{path}: line {number}: not valid JSON; move the file away or set overwrite=true") from None
-        if not isinstance(row, dict) or "key" not in row or "reason" not in row:
-            raise DistillError(f"{path}: line {number}: not a traces row (needs 'key' and 'reason')")
-        rows.append(row)
-    if torn:
-        # rewrite without the torn line so appends start on a fresh line
-        _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return rows, torn
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _meta(cfg: DistillConfig, teacher: Teacher) -> dict:
     data = {k: getattr(cfg, k) for k in _META_KEYS if k != "teacher"}
     data["teacher"] = dataclasses.asdict(teacher)
@@ -305,165 +260,144 @@ def _pct(a: int, b: int) -> str:
     return f"{100 * a / b:.1f} %" if b else "-"
 
 
-def run(
-    cfg: DistillConfig,
-    where: str = "config",
-    engine: Any = None,
-    log: Callable[[str], None] = print,
-) -> Stats:
-    """Distill ``cfg``; ``engine`` (tests) replaces ``eval.engine.load_engine(...)``: anything with a
-    ``tokenizer`` and ``generate(prompts, params) -> [Generation]``."""
-    from llamafactory_ext.data.mcq import SYSTEM_PROMPT, build_messages
-    from llamafactory_ext.thinking import THINK
-
+def _check(cfg: DistillConfig, where: str) -> Path:
     if not cfg.source:
         raise DistillError(f"{where}: source is required (Mult-IT: PATH/Multi-IT-A/quiz.json; dataset=italic: ITALIC jsonl)")
     if not cfg.output:
         raise DistillError(f"{where}: output is required (the traces JSONL to write, e.g. data/traces/multit.jsonl)")
-    if cfg.samples_per_question < 1:
-        raise DistillError(f"{where}: samples_per_question must be >= 1")
-    if cfg.max_new_tokens < 1:
-        raise DistillError(f"{where}: max_new_tokens must be >= 1")
-    if cfg.batch_size < 1:
-        raise DistillError(f"{where}: batch_size must be >= 1")
-    if not (0.0 < cfg.top_p <= 1.0) or cfg.temperature < 0:
-        raise DistillError(f"{where}: need temperature >= 0 and 0 < top_p <= 1")
-    if cfg.limit is not None and cfg.limit < 1:
-        raise DistillError(f"{where}: limit must be >= 1")
-    teacher = teacher_of(cfg, where)
     out = Path(cfg.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta_path = _side(out, ".meta.json")
-    meta = _meta(cfg, teacher)
-    if out.exists() and cfg.overwrite:
-        for p in (out, _side(out, ".rejects.jsonl"), meta_path, _side(out, ".summary.json")):
-            if p.exists():
-                p.unlink()
-    if out.exists() and meta_path.is_file():
-        old = json.loads(meta_path.read_text(encoding="utf-8"))
-        diff = [k for k in meta if old.get(k) != meta[k]]
-        if diff:
-            raise DistillError(
-                f"{out} was written with other settings ({', '.join(f'{k}: {old.get(k)!r} -> {meta[k]!r}' for k in diff)}); "
-                "use another output or overwrite=true"
-            )
-    items = load_items(cfg)
-    if not items:
-        raise DistillError(f"{cfg.source}: no questions")
-    done_rows, torn = read_done(out) if out.exists() else ([], 0)
-    if torn:
-        log(f"distill: dropped {torn} incomplete last line of {out} (interrupted run); it is asked again")
-    _atomic_write(meta_path, json.dumps(meta, indent=2, ensure_ascii=False))
+    if out.is_dir():
+        raise DistillError(f"{where}: output={out} is a folder; give a file name, e.g. output={out / 'traces.jsonl'}")
+    return out
 
-    stats = Stats()
-    kept_traces: set[str] = set()
-    done: set[str] = set()
-    for row in done_rows:
-        done.add(row["key"])
-        stats.add_row(row)
-        if row.get("reason") == KEPT:
-            kept_traces.add(_trace_hash(row.get("trace", "")))
-    todo, seen = [], set()
-    dup_keys = 0
+
+def _todo(items: list[Any], done: set[str], log: Callable[[str], None], source: Any) -> list[tuple[str, Any]]:
+    todo, seen, repeated = [], set(), 0
     for item in items:
         key = key_of(item)
         if key in seen:
-            dup_keys += 1  # the same question twice in the source: asked once
+            repeated += 1  # the same question twice in the source: asked once
             continue
         seen.add(key)
         if key not in done:
             todo.append((key, item))
-    if dup_keys:
-        log(f"distill: {dup_keys} repeated question(s) in {cfg.source} (same key) asked once")
-    if done:
-        log(f"distill: resuming {out}: {len(done)} question(s) already done, {len(todo)} to go")
-    if not todo:
-        _finish(cfg, out, stats, log)
-        return stats
+    if repeated:
+        log(f"distill: {repeated} repeated question(s) in {source} (same question and options) asked once")
+    return todo
 
-    if engine is None:
-        from llamafactory_ext.eval.engine import load_engine
 
-        options = dict(cfg.engine or {})
-        options.setdefault("batch_size", cfg.batch_size)
-        options.setdefault("seed", cfg.seed)
-        engine = load_engine(cfg.backend, teacher.model, teacher.adapter, **options)
+def _ask(cfg: DistillConfig, engine: Any, prompts: dict[str, list[int]], chunk: list[tuple[str, Any]],
+         kept_traces: set[str], rejects: ResumableJsonl) -> dict[str, dict]:
+    """Up to ``samples_per_question`` samples per question; the first that passes every filter is kept."""
     from llamafactory_ext.eval.engine import GenParams
+
+    state: dict[str, dict] = {key: {"rejected": []} for key, _ in chunk}
+    pending = list(chunk)
+    for j in range(cfg.samples_per_question):
+        if not pending:
+            break
+        params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed + 1000 * j)
+        still = []
+        for (key, item), gen in zip(pending, engine.generate([prompts[key] for key, _ in pending], params)):
+            verdict = judge(gen.text, item, kept_traces)
+            state[key].update(verdict=verdict, sample=j, completion_tokens=gen.num_tokens, finished=gen.finished)
+            if verdict.reason == KEPT:
+                kept_traces.add(_trace_hash(verdict.trace))
+                continue
+            rejects.append({"key": key, "id": item.id, "sample": j, "reason": verdict.reason, "answer": verdict.answer,
+                            "trace_letter": verdict.trace_letter, "gold": item.answer, "finished": gen.finished,
+                            "completion_tokens": gen.num_tokens, "text": gen.text})
+            if j + 1 < cfg.samples_per_question:
+                state[key]["rejected"].append(verdict.reason)
+                still.append((key, item))
+        pending = still
+    return state
+
+
+def _row(key: str, item: Any, st: dict, prompt_tokens: int) -> dict:
+    v: Verdict = st["verdict"]
+    return {"key": key, "id": item.id, "category": item.category, "trace": v.trace, "answer": v.answer, "gold": item.answer,
+            "correct": v.answer == item.answer, "reason": v.reason, "prompt_tokens": prompt_tokens,
+            "completion_tokens": st["completion_tokens"], "sample": st["sample"], "rejected": st["rejected"],
+            "method": v.method, "finished": st["finished"]}
+
+
+def _encoder(cfg: DistillConfig, teacher: Teacher, engine: Any, where: str):
     from llamafactory_ext.prompts import ModeError, PromptEncoder
+    from llamafactory_ext.thinking import THINK
 
     try:
-        encoder = PromptEncoder(engine.tokenizer, teacher.template, THINK)
+        return PromptEncoder(engine.tokenizer, teacher.template, THINK)
     except ModeError as exc:
         raise DistillError(f"{where}: teacher.template: {exc}") from None
-    system = cfg.system if cfg.system is not None else SYSTEM_PROMPT
 
-    bar = None
-    if cfg.progress:
-        from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), desc="distill", unit="q", file=sys.stderr, dynamic_ncols=True)
-    rejects_path = _side(out, ".rejects.jsonl")
-    started = time.time()
-    try:
-        with open(out, "a", encoding="utf-8") as fh, open(rejects_path, "a", encoding="utf-8") as rej:
+def run(cfg: DistillConfig, where: str = "config", engine: Any = None, log: Callable[[str], None] = print) -> Stats:
+    """Distill ``cfg``; ``engine`` (tests) replaces ``eval.engine.load_engine(...)``: anything with a
+    ``tokenizer`` and ``generate(prompts, params) -> [Generation]``."""
+    from llamafactory_ext.data.mcq import SYSTEM_PROMPT, build_messages
+
+    out = _check(cfg, where)
+    teacher = teacher_of(cfg, where)
+    items = load_items(cfg)
+    if not items:
+        raise DistillError(f"{cfg.source}: no questions")
+    meta = _meta(cfg, teacher)
+    with FolderLock(out.parent, "output", name=f".{out.name}.lock", label=out), \
+            ResumableJsonl(out, meta, cfg.overwrite, f"traces in {out}") as traces, \
+            ResumableJsonl(_side(out, ".rejects.jsonl"), meta, cfg.overwrite, f"rejected samples beside {out}") as rejects:
+        done_rows = traces.open()
+        rejects.open()
+        if traces.repaired:
+            log(f"distill: dropped an incomplete last line of {out} (interrupted run); that question is asked again")
+        stats = Stats()
+        kept_traces = {_trace_hash(r.get("trace", "")) for r in done_rows if r.get("reason") == KEPT}
+        for row in done_rows:
+            stats.add_row(row)
+        todo = _todo(items, {r["key"] for r in done_rows}, log, cfg.source)
+        if done_rows:
+            log(f"distill: resuming {out}: {len(done_rows)} question(s) already done, {len(todo)} to go")
+        if todo:
+            if engine is None:
+                from llamafactory_ext.eval.engine import load_engine
+
+                engine = load_engine(cfg.backend, teacher.model, teacher.adapter,
+                                     **{"batch_size": cfg.batch_size, "seed": cfg.seed, **(cfg.engine or {})})
+            encoder = _encoder(cfg, teacher, engine, where)
+            system = cfg.system if cfg.system is not None else SYSTEM_PROMPT
+            started = time.time()
+            bar = _bar(cfg, len(todo))
             for start in range(0, len(todo), cfg.batch_size):
                 chunk = todo[start:start + cfg.batch_size]
                 prompts = {key: encoder.encode(build_messages(item, variant=cfg.variant), system) for key, item in chunk}
-                state: dict[str, dict] = {key: {"rejected": []} for key, _ in chunk}
-                pending = list(chunk)
-                for j in range(cfg.samples_per_question):
-                    if not pending:
-                        break
-                    params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                       top_p=cfg.top_p, seed=cfg.seed + 1000 * j)
-                    gens = engine.generate([prompts[key] for key, _ in pending], params)
-                    still = []
-                    for (key, item), gen in zip(pending, gens):
-                        verdict = judge(gen.text, item, kept_traces)
-                        st = state[key]
-                        st.update(verdict=verdict, sample=j, completion_tokens=gen.num_tokens, finished=gen.finished)
-                        if verdict.reason == KEPT:
-                            kept_traces.add(_trace_hash(verdict.trace))
-                        else:
-                            rej.write(json.dumps({"key": key, "id": item.id, "sample": j, "reason": verdict.reason,
-                                                  "answer": verdict.answer, "trace_letter": verdict.trace_letter,
-                                                  "gold": item.answer, "finished": gen.finished,
-                                                  "completion_tokens": gen.num_tokens, "text": gen.text},
-                                                 ensure_ascii=False) + "\n")
-                            if j + 1 < cfg.samples_per_question:
-                                st["rejected"].append(verdict.reason)
-                                still.append((key, item))
-                    pending = still
-                rej.flush()
+                state = _ask(cfg, engine, prompts, chunk, kept_traces, rejects)
                 for key, item in chunk:
-                    st = state[key]
-                    v: Verdict = st["verdict"]
-                    row = {
-                        "key": key, "id": item.id, "category": item.category, "trace": v.trace,
-                        "answer": v.answer, "gold": item.answer, "correct": v.answer == item.answer,
-                        "reason": v.reason, "prompt_tokens": len(prompts[key]),
-                        "completion_tokens": st["completion_tokens"], "sample": st["sample"],
-                        "rejected": st["rejected"], "method": v.method, "finished": st["finished"],
-                    }
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    row = _row(key, item, state[key], len(prompts[key]))
+                    traces.append(row)
                     stats.add_row(row)
-                fh.flush()
-                os.fsync(fh.fileno())
+                rejects.flush()
+                traces.flush()
                 if bar is not None:
                     bar.update(len(chunk))
-                    total_a = sum(stats.asked.values())
-                    bar.set_postfix(kept=f"{sum(stats.kept.values())}/{total_a}")
-    finally:
-        if bar is not None:
-            bar.close()
-    log(f"distill: {len(todo)} question(s) in {time.time() - started:.1f} s")
+                    bar.set_postfix(kept=f"{sum(stats.kept.values())}/{sum(stats.asked.values())}")
+            if bar is not None:
+                bar.close()
+            log(f"distill: {len(todo)} question(s) in {time.time() - started:.1f} s")
     _finish(cfg, out, stats, log)
     return stats
 
 
+def _bar(cfg: DistillConfig, total: int):
+    if not cfg.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="distill", unit="q", file=sys.stderr, dynamic_ncols=True)
+
+
 def _finish(cfg: DistillConfig, out: Path, stats: Stats, log: Callable[[str], None]) -> None:
     summary = stats.as_dict() | {"output": str(out), "source": cfg.source}
-    _atomic_write(_side(out, ".summary.json"), json.dumps(summary, indent=2, ensure_ascii=False))
+    atomic_write_json(_side(out, ".summary.json"), summary)
     log(f"\nTraces: {out} (rows with \"reason\": \"kept\" are used by `prepare multit_think|multit_mixed traces=...`)")
     log(f"Rejected samples: {_side(out, '.rejects.jsonl')}\n")
     log(stats.table())
@@ -479,17 +413,10 @@ def options_help() -> str:
 
 
 def load_config(argv: list[str]) -> tuple[DistillConfig, str]:
-    from llamafactory_ext.config import build, load_yaml, parse_overrides, split_argv
+    """``CONFIG.yaml key=value ...``; nested overrides merge (``teacher.model=...`` keeps ``teacher.template``)."""
+    from llamafactory_ext.config import from_argv, split_argv
 
-    path, overrides = split_argv(argv)
-    data = load_yaml(path) if path else {}
-    for key, value in (parse_overrides(overrides) if overrides else {}).items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}  # teacher.model=... keeps teacher.template
-        else:
-            data[key] = value
-    where = path or "command line"
-    return build(DistillConfig, data, where=where), where
+    return from_argv(DistillConfig, argv), split_argv(argv)[0] or "command line"
 
 
 def main(argv: list[str]) -> int:

@@ -1,19 +1,17 @@
-"""`llamafactory-ext plan`: exact parameter counts (published figures, PEFT on the tiny model, the
-count LLaMA-Factory logs in a real `llamafactory-cli train` run) and the memory formula's
-activation term against the tensors autograd really saves for backward on a small Qwen3."""
+"""`llamafactory-ext plan`: exact parameter counts (published figures, PEFT on the tiny model; the
+count LLaMA-Factory logs in a real training run is in tests/test_plan_measure.py) and the memory
+formula's activation term against the tensors autograd really saves for backward on a small Qwen3."""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import sys
 
 import pytest
 
 from llamafactory_ext import plan
 from llamafactory_ext.config import UserError
-from tests.conftest import output_tail, run_cmd
+from tests.helpers import output_tail, run_cmd
 
 SEVEN = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 
@@ -85,28 +83,6 @@ def test_full_and_freeze_counts_match_the_model(tiny_model, tmp_path):
     assert _plan(str(recipe), "finetuning_type=freeze", "freeze_trainable_layers=1")["trainable_params"] == last
 
 
-def test_count_equals_llamafactory_train_log(tmp_path, tiny_model, repo_root):
-    """A real 1-step `llamafactory-cli train` of the shipped V3 recipe (tiny CPU overrides) logs
-    `trainable params: X || all params: Y`; the planner reads the same recipe + overrides."""
-    from llamafactory_ext.testing import llamafactory_cli, tiny_train_overrides
-
-    ds = tmp_path / "ds"
-    (ds / "data").mkdir(parents=True)
-    shutil.copy(repo_root / "dataset_info.json", ds / "dataset_info.json")
-    row = {"messages": [{"role": "user", "content": "Quanto fa 2+2?"}, {"role": "assistant", "content": "4"}]}
-    (ds / "data" / "multit_mixed.jsonl").write_text("\n".join(json.dumps(row) for _ in range(4)) + "\n")
-    overrides = tiny_train_overrides(tiny_model, ds, tmp_path / "out", max_steps=1) + ["cutoff_len=64", "packing=false",
-                                                                                        "per_device_train_batch_size=1"]
-    recipe = repo_root / "recipes" / "v3_mixed.yaml"
-    proc = run_cmd([llamafactory_cli(), "train", recipe, *overrides])
-    assert proc.returncode == 0, output_tail(proc)
-    m = re.search(r"trainable params: ([\d,]+) \|\| all params: ([\d,]+)", proc.stdout + proc.stderr)
-    assert m, output_tail(proc)
-    logged = (int(m.group(1).replace(",", "")), int(m.group(2).replace(",", "")))
-    r = _plan(str(recipe), *overrides)
-    assert (r["trainable_params"], r["total_params"]) == logged
-
-
 def _saved_bytes_per_token_layer(monkey_cfg: dict, **kw) -> float:
     """Bytes autograd saves for backward per token per decoder layer (difference 2 vs 1 layers and
     128 vs 64 tokens removes the per-model and per-weight terms)."""
@@ -136,7 +112,7 @@ def _saved_bytes_per_token_layer(monkey_cfg: dict, **kw) -> float:
 
         ids = torch.randint(0, 512, (1, seq))
         with torch.autocast("cpu", dtype=torch.bfloat16), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = model(input_ids=ids, labels=ids)
+            model(input_ids=ids, labels=ids)
         params = {p.untyped_storage().data_ptr() for p in model.parameters()}
         return sum(v for k, v in seen.items() if k[0] not in params)
 
@@ -225,7 +201,7 @@ def test_cli_text_and_json(ext_cli, repo_root):
     assert proc.returncode == 0, output_tail(proc)
     assert "trainable params: 43,646,976 || all params: 8,234,382,336" in proc.stdout
     for row in ("weights", "trainable params", "gradients", "optimizer states", "activations", "CUDA context"):
-        assert re.search(rf"^  {row}\s+\d+\.\d\d GiB", proc.stdout, flags=re.M), row
+        assert re.search(rf"^  {row}\s+\d+\.\d\d GiB", proc.stdout, flags=re.MULTILINE), row
     assert "fits in 12.0 GiB: FITS" in proc.stdout
     proc = run_cmd([*ext_cli, "plan", recipe, "gpu_mem=6GB", "--json"], cwd=repo_root)
     assert proc.returncode == 0, output_tail(proc)

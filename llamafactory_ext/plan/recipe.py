@@ -1,0 +1,54 @@
+"""Recipe keys and the recipe values the planner reads: unknown keys and impossible values are
+errors that name the key, never a silent default."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+from llamafactory_ext.config import RECIPE_RANGES, ConfigError, check_range
+
+
+def installed_llamafactory() -> str | None:
+    try:
+        return importlib.metadata.version("llamafactory")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def recipe_keys() -> set[str]:
+    """Every key ``llamafactory-cli train`` accepts (the fixed 0.9.5 list when that version is installed)."""
+    from llamafactory_ext.plan import lf_keys
+
+    if installed_llamafactory() == lf_keys.LLAMAFACTORY_VERSION:
+        return set(lf_keys.KEYS)
+    from llamafactory_ext.config import llamafactory_train_keys
+
+    return llamafactory_train_keys()
+
+
+def positive_int(recipe: dict[str, Any], key: str, default: int, where: str = "") -> int:
+    """``recipe[key]`` as a positive integer; ``default`` only when the key is absent (LLaMA-Factory's
+    own default). ``0``, ``null``, negatives, floats and text are errors that name the key."""
+    if key not in recipe:
+        return default
+    value = recipe[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        prefix = f"{where}: " if where else ""
+        raise ConfigError(f"{prefix}{key} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_values(recipe: dict[str, Any], where: str) -> None:
+    """The ranges of :data:`llamafactory_ext.config.RECIPE_RANGES` (the checks LLaMA-Factory leaves
+    to the first training step), and positive integers where the planner multiplies."""
+    for key, value in recipe.items():
+        if key in RECIPE_RANGES and isinstance(value, (int, float)) and not isinstance(value, bool):
+            check_range(value, RECIPE_RANGES[key], key, where)
+    for key, default in (("per_device_train_batch_size", 8), ("cutoff_len", 2048), ("gradient_accumulation_steps", 1)):
+        positive_int(recipe, key, default, where)
+    if str(recipe.get("finetuning_type", "lora")) == "lora":
+        positive_int(recipe, "lora_rank", 8, where)
+    quant = recipe.get("quantization_bit")
+    if quant not in (None, 4, 8) or isinstance(quant, bool):
+        raise ConfigError(f"{where}: quantization_bit must be 4, 8 or null for the planner, got {quant!r}")

@@ -1,17 +1,14 @@
-"""Shared fixtures: the tiny Qwen3 model (built once per session), the real data in
-../shared/data (skipped when absent, a failure under CI=true), and subprocess helpers."""
+"""Session fixtures: the tiny Qwen3 models (built once per session) and the real data in
+../shared/data (skipped when absent, a failure under CI=true). Helpers: tests/helpers.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+from tests.helpers import REPO, shared
 
 
 @pytest.fixture(scope="session")
@@ -21,10 +18,19 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """Directory of the tiny Qwen3 model + Qwen3-id tokenizer (built once per session)."""
+    """The tiny Qwen3 with Qwen3's full vocabulary and real ids (prompt parity, tokenizer tests)."""
     from llamafactory_ext.testing import build_tiny_qwen3
 
     return build_tiny_qwen3(tmp_path_factory.mktemp("tiny-qwen3"))
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory) -> Path:
+    """The tiny Qwen3 with Qwen's BPE cut to the shipped texts (``vocab=small``): training on CPU
+    costs ~20 times less than with the 151,936-row output layer (recipe and e2e runs)."""
+    from llamafactory_ext.testing import build_tiny_qwen3
+
+    return build_tiny_qwen3(tmp_path_factory.mktemp("small-qwen3"), num_layers=2, hidden_size=64, vocab="small")
 
 
 @pytest.fixture(scope="session")
@@ -34,40 +40,42 @@ def tiny_tokenizer(tiny_model):
     return AutoTokenizer.from_pretrained(str(tiny_model))
 
 
-def _shared(sub: str) -> Path:
-    path = SHARED_DATA / sub
-    if not path.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but the real data {path} is missing (../shared must sit beside the checkout)")
-        pytest.skip(f"real data not present: {path}")
-    return path
-
-
 @pytest.fixture(scope="session")
 def italic_dir() -> Path:
-    return _shared("italic")
+    return shared("italic")
 
 
 @pytest.fixture(scope="session")
 def gsm8k_dir() -> Path:
-    return _shared("gsm8k")
-
-
-def run_cmd(args: list[str], cwd: Path | None = None, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run a real subprocess; on failure, the assertion shows its output tail."""
-    from llamafactory_ext.testing import cpu_env
-
-    proc = subprocess.run(
-        [str(a) for a in args], cwd=cwd, env=env or cpu_env(), capture_output=True, text=True, timeout=timeout
-    )
-    return proc
-
-
-def output_tail(proc: subprocess.CompletedProcess, n: int = 4000) -> str:
-    return f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout[-n:]}\n--- stderr ---\n{proc.stderr[-n:]}"
+    return shared("gsm8k")
 
 
 @pytest.fixture(scope="session")
 def ext_cli() -> list[str]:
     """Command prefix for ``llamafactory-ext`` in a subprocess (the venv's)."""
     return [sys.executable, "-m", "llamafactory_ext.cli"]
+
+
+@pytest.fixture(scope="session")
+def samples_dataset_dir(tmp_path_factory) -> Path:
+    """A dataset_dir with dataset_info.json and every registered data set prepared from the samples."""
+    from llamafactory_ext.data.samples import prepare_samples
+
+    return prepare_samples(tmp_path_factory.mktemp("samples-ds"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama3(tmp_path_factory) -> Path:
+    """The tiny LLaMA-3 with Llama-3's full vocabulary and real ids (128,256 rows; id tests)."""
+    from llamafactory_ext.testing import build_tiny_llama3
+
+    return build_tiny_llama3(tmp_path_factory.mktemp("tiny-llama3"))
+
+
+@pytest.fixture(scope="session")
+def small_llama3(tmp_path_factory) -> Path:
+    """The tiny LLaMA-3 with Meta's BPE cut to the shipped texts (``arch=llama3 vocab=small``): the
+    ANITA recipe runs and the lm-eval suite on CPU."""
+    from llamafactory_ext.testing import build_tiny_llama3
+
+    return build_tiny_llama3(tmp_path_factory.mktemp("small-llama3"), vocab="small")

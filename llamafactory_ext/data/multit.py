@@ -158,6 +158,8 @@ def read_traces(path: str | os.PathLike, on_bad) -> tuple[dict[str, str], dict[s
 
     def bad(err: RowError, raw: Any) -> None:
         counts["invalid"] += 1
+        if not err.reason.startswith("traces_"):  # unreadable lines too (invalid_json, ...): a traces reject
+            err.reason = f"traces_{err.reason}"
         on_bad(err, raw)
 
     for number, row in src.rows(on_bad=bad):

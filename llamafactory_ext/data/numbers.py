@@ -61,7 +61,7 @@ def _uncomma(s: str) -> str | None:
     groups = head.split(",")
     if all(len(g) == 3 and g.isdigit() for g in groups[1:]) and 1 <= len(groups[0]) <= 3 and groups[0].isdigit():
         return "".join(groups) + dot + tail
-    if len(groups) == 2 and not dot and groups[0].isdigit() and groups[1].isdigit():
+    if len(groups) == 2 and not dot and groups[0].isdigit() and groups[1].isdigit() and len(groups[1]) != 3:  # 3 digits: thousands
         return f"{groups[0]}.{groups[1]}"
     return None
 

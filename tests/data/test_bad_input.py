@@ -12,12 +12,22 @@ import time
 
 import pytest
 
+from llamafactory_ext.data import get_spec
 from llamafactory_ext.data.fields import RowError
-from llamafactory_ext.data.prepare import run
+from llamafactory_ext.data.prepare import options_class, run
 from llamafactory_ext.data.samples import SAMPLES_DIR
-from llamafactory_ext.data.spec import PrepareOptions
-from tests.conftest import run_cmd
-from tests.data.conftest import read_jsonl, write_jsonl
+from tests.helpers import one_line_error, output_tail, read_jsonl, run_cmd, write_jsonl
+
+
+def opts(name: str, **values):
+    """Options of data set ``name`` (shared keys + its own), as ``prepare NAME key=value`` builds them."""
+    return options_class(get_spec(name))(**values)
+
+
+def quiz_row(i: int) -> dict:
+    """A good Mult-IT row; a different question for each ``i`` (repeated questions are dropped)."""
+    return {"question": f"Domanda numero {i}: qual è la capitale d'Italia?", "choices": ["Roma", "Milano", "Napoli"], "answer": "A"}
+
 
 GOOD = {"question": "Qual è la capitale d'Italia?", "choices": ["Roma", "Milano", "Napoli"], "answer": "A"}
 
@@ -45,7 +55,7 @@ MULTIT_BAD = [
 def test_multit_bad_row_fails_naming_file_line_field(tmp_path, bad, field, reason):
     src = write_jsonl(tmp_path / "quiz.jsonl", [GOOD, bad, GOOD])
     with pytest.raises(RowError) as err:
-        run("multit_nothink", PrepareOptions(source=str(src), out_dir=str(tmp_path / "out"), register=False), quiet=True)
+        run("multit_nothink", opts("multit_nothink", source=str(src), out_dir=str(tmp_path / "out"), register=False), quiet=True)
     e = err.value
     assert (e.file, e.row, e.field, e.reason) == (str(src), 2, field, reason)
     assert str(src) in str(e) and "line 2" in str(e)
@@ -56,15 +66,16 @@ def test_multit_bad_row_fails_naming_file_line_field(tmp_path, bad, field, reaso
 
 
 def test_skip_writes_every_bad_row_to_rejects_with_counts(tmp_path):
-    lines = [GOOD]
-    for bad, _, _ in MULTIT_BAD:
-        lines += [bad, GOOD]
+    lines = [quiz_row(0)]
+    for i, (bad, _, _) in enumerate(MULTIT_BAD, 1):
+        lines += [bad, quiz_row(i)]
     src = write_jsonl(tmp_path / "quiz.jsonl", lines)
     out = tmp_path / "out"
-    m = run("multit_nothink", PrepareOptions(source=str(src), out_dir=str(out), on_error="skip", register=False), quiet=True)
+    m = run("multit_nothink", opts("multit_nothink", source=str(src), out_dir=str(out), on_error="skip", register=False), quiet=True)
     assert m["rows"]["read"] == len(lines)
     assert m["rows"]["written"] == len(MULTIT_BAD) + 1 == len(read_jsonl(out / "multit_nothink.jsonl"))
-    assert m["rows"]["rejected"] == len(MULTIT_BAD)
+    assert m["rows"]["rejected"] == len(MULTIT_BAD) and m["dropped"] == {}
+    assert m["rejected_by_file"] == {str(src): len(MULTIT_BAD)}
     expected = {}
     for _, _, reason in MULTIT_BAD:
         expected[reason] = expected.get(reason, 0) + 1
@@ -94,7 +105,7 @@ SYNTH_BAD = [
 def test_synth_gsm8k_bad_rows(tmp_path, bad, field, reason):
     src = write_jsonl(tmp_path / "synth.jsonl", [SYNTH_GOOD, SYNTH_GOOD, bad])
     with pytest.raises(RowError) as err:
-        run("synth_gsm8k", PrepareOptions(source=str(src), out_dir=str(tmp_path / "o"), register=False), quiet=True)
+        run("synth_gsm8k", opts("synth_gsm8k", source=str(src), out_dir=str(tmp_path / "o"), register=False), quiet=True)
     assert (err.value.row, err.value.field, err.value.reason) == (3, field, reason)
 
 
@@ -104,32 +115,18 @@ def test_gsm8k_without_final_line_and_parquet_row_numbers(tmp_path):
     rows = [{"question": "a?", "answer": "1 + 1 = <<1+1=2>>2\n#### 2"}] * 3 + [{"question": "b?", "answer": "no final line"}]
     pd.DataFrame(rows).to_parquet(tmp_path / "train.parquet")
     with pytest.raises(RowError, match=r"train.parquet: row 4, field 'answer': has no final '#### N' line"):
-        run("gsm8k", PrepareOptions(source=str(tmp_path / "train.parquet"), out_dir=str(tmp_path / "o"), register=False), quiet=True)
-
-
-def test_bad_trace_row_names_the_traces_file(tmp_path):
-    traces = write_jsonl(tmp_path / "traces.jsonl", [
-        {"key": "k", "trace": "ok", "correct": True, "reason": "kept"},
-        {"key": "k2", "trace": "<think>doppio</think>", "correct": True, "reason": "kept"},
-    ])
-    with pytest.raises(RowError) as err:
-        run("multit_think", PrepareOptions(source=str(SAMPLES_DIR / "multit_quiz.json"), traces=str(traces),
-                                           out_dir=str(tmp_path / "o"), register=False), quiet=True)
-    assert (err.value.file, err.value.row, err.value.field) == (str(traces), 2, "trace")
-    bad_type = write_jsonl(tmp_path / "t2.jsonl", [{"key": "k", "trace": "ok", "correct": "yes", "reason": "kept"}])
-    with pytest.raises(RowError, match=r"t2.jsonl: line 1, field 'correct'"):
-        run("multit_think", PrepareOptions(source=str(SAMPLES_DIR / "multit_quiz.json"), traces=str(bad_type),
-                                           out_dir=str(tmp_path / "o"), register=False), quiet=True)
+        run("gsm8k", opts("gsm8k", source=str(tmp_path / "train.parquet"), out_dir=str(tmp_path / "o"), register=False), quiet=True)
 
 
 def test_failed_run_keeps_previous_complete_output(tmp_path):
     out = tmp_path / "data"
-    good = write_jsonl(tmp_path / "good.jsonl", [GOOD] * 5)
-    run("multit_nothink", PrepareOptions(source=str(good), out_dir=str(out)), quiet=True)
+    good = write_jsonl(tmp_path / "good.jsonl", [quiz_row(i) for i in range(5)])
+    run("multit_nothink", opts("multit_nothink", source=str(good), out_dir=str(out)), quiet=True)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    bad = write_jsonl(tmp_path / "bad.jsonl", [GOOD] * 50 + [{"question": "x"}])
+    assert sorted(before) == ["dataset_info.json", "multit_nothink.jsonl", "multit_nothink.manifest.json"]
+    bad = write_jsonl(tmp_path / "bad.jsonl", [quiz_row(i) for i in range(50)] + [{"question": "x"}])
     with pytest.raises(RowError):
-        run("multit_nothink", PrepareOptions(source=str(bad), out_dir=str(out)), quiet=True)
+        run("multit_nothink", opts("multit_nothink", source=str(bad), out_dir=str(out)), quiet=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
@@ -160,7 +157,7 @@ def test_killed_run_leaves_no_readable_half_file(tmp_path):
     assert all(p.name.startswith(".") for p in out.iterdir())
     # the next run clears the dead run's temp file and writes complete outputs
     small = write_jsonl(tmp_path / "small.jsonl", [SYNTH_GOOD])
-    run("synth_gsm8k", PrepareOptions(source=str(small), out_dir=str(out), register=False), quiet=True)
+    run("synth_gsm8k", opts("synth_gsm8k", source=str(small), out_dir=str(out), register=False), quiet=True)
     assert sorted(p.name for p in out.iterdir()) == ["synth_gsm8k.jsonl", "synth_gsm8k.manifest.json"]
 
 
@@ -168,33 +165,31 @@ def test_cli_exit_code_message_and_list(tmp_path, ext_cli):
     src = write_jsonl(tmp_path / "quiz.jsonl", [GOOD, {"question": "x?", "choices": ["a", "b"], "answer": "Z"}])
     out = tmp_path / "data"
     proc = run_cmd([*ext_cli, "prepare", "multit_nothink", f"source={src}", f"out_dir={out}"])
-    assert proc.returncode == 2, proc.stderr
-    assert f"{src}: line 2, field 'answer': 'Z' is not among the options A, B" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert f"{src}: line 2, field 'answer': 'Z' is not among the options A, B" in one_line_error(proc)
+    assert not out.exists() or not list(out.iterdir())
     proc = run_cmd([*ext_cli, "prepare", "multit_nothink", f"source={src}", f"out_dir={out}", "on_error=skip"])
     assert proc.returncode == 0, proc.stderr
-    assert "rejected 1 bad rows (answer_not_in_options 1)" in proc.stdout
+    assert f"rejected 1 bad rows (answer_not_in_options 1; by file: quiz.jsonl 1): {out / 'multit_nothink.rejects.jsonl'}" in proc.stdout
     assert "wrote 1 to" in proc.stdout
     listing = run_cmd([*ext_cli, "prepare", "--list", f"out_dir={out}"])
     assert listing.returncode == 0, listing.stderr
     lines = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
     assert f"prepared: {out / 'multit_nothink.jsonl'} (1 rows)" in lines["multit_nothink"]
     assert "missing; run: llamafactory-ext prepare synth_gsm8k" in lines["synth_gsm8k"]
-    assert "source=PATH/quiz.json traces=PATH/traces.jsonl" in lines["multit_think"]
-    unknown = run_cmd([*ext_cli, "prepare", "multit_nothnk"])
-    assert unknown.returncode == 2 and "did you mean 'multit_nothink'" in unknown.stderr
+    assert "missing; run: llamafactory-ext prepare multit_think source=PATH traces=PATH" in lines["multit_think"]
+    assert "did you mean 'multit_nothink'" in one_line_error(run_cmd([*ext_cli, "prepare", "multit_nothnk"]))
 
 
 def test_nothing_to_write_is_an_error_not_an_empty_file(tmp_path):
     src = write_jsonl(tmp_path / "quiz.jsonl", [{"question": "x?", "choices": ["a", "b"], "answer": "Q"}] * 3)
     out = tmp_path / "data"
     with pytest.raises(Exception, match=r"no rows to write .* rejected \{'answer_not_in_options': 3\}"):
-        run("multit_nothink", PrepareOptions(source=str(src), out_dir=str(out), on_error="skip"), quiet=True)
+        run("multit_nothink", opts("multit_nothink", source=str(src), out_dir=str(out), on_error="skip"), quiet=True)
     assert not (out / "multit_nothink.jsonl").exists()
     assert len(read_jsonl(out / "multit_nothink.rejects.jsonl")) == 3
     traces = write_jsonl(tmp_path / "traces.jsonl", [{"key": "other", "trace": "t", "correct": True, "reason": "kept"}])
     with pytest.raises(Exception, match=r"no_trace.*Do the traces come from this source"):
-        run("multit_think", PrepareOptions(source=str(SAMPLES_DIR / "multit_quiz.json"), traces=str(traces), out_dir=str(out)), quiet=True)
+        run("multit_think", opts("multit_think", source=str(SAMPLES_DIR / "multit_quiz.json"), traces=str(traces), out_dir=str(out)), quiet=True)
 
 
 def test_rejects_keep_rows_with_values_json_cannot_hold(tmp_path):
@@ -208,7 +203,7 @@ def test_rejects_keep_rows_with_values_json_cannot_hold(tmp_path):
         {"question": "", "answer": "x\n#### 1", "ts": datetime.datetime(2024, 1, 2), "blob": b"\xff"},
     ])
     pq.write_table(table, tmp_path / "g.parquet")
-    m = run("gsm8k", PrepareOptions(source=str(tmp_path / "g.parquet"), out_dir=str(tmp_path / "o"), on_error="skip"), quiet=True)
+    m = run("gsm8k", opts("gsm8k", source=str(tmp_path / "g.parquet"), out_dir=str(tmp_path / "o"), on_error="skip"), quiet=True)
     assert m["rows"]["written"] == 1 and m["rejected"] == {"empty": 1}
     rej = read_jsonl(tmp_path / "o" / "gsm8k.rejects.jsonl")
     assert rej[0]["row"] == 2 and rej[0]["field"] == "question" and rej[0]["data"]["blob"] == repr(b"\xff")
@@ -218,16 +213,18 @@ def test_several_sources_read_in_turn(tmp_path, ext_cli):
     """Multi-IT-A and Multi-IT-C in one data set: source=[a,b]; errors name the right file."""
     a = tmp_path / "A" / "quiz.json"
     a.parent.mkdir()
-    a.write_text(json.dumps([GOOD, GOOD]), encoding="utf-8")
-    c = write_jsonl(tmp_path / "C.jsonl", [GOOD, GOOD, GOOD])
+    a.write_text(json.dumps([quiz_row(0), quiz_row(1)]), encoding="utf-8")
+    c = write_jsonl(tmp_path / "C.jsonl", [quiz_row(2), quiz_row(3), quiz_row(1)])  # quiz_row(1): also in A
     out = tmp_path / "data"
     proc = run_cmd([*ext_cli, "prepare", "multit_nothink", f"source=[{a},{c}]", f"out_dir={out}"])
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, output_tail(proc)
     m = json.loads((out / "multit_nothink.manifest.json").read_text())
-    assert m["rows"]["written"] == 5 and m["source"]["kind"] == "multiple"
-    assert [p["source"] for p in m["source"]["parts"]] == [str(a), str(c)]
-    m = run("multit_nothink", PrepareOptions(source=[str(a), str(c)], out_dir=str(out), limit=3), quiet=True)
-    assert m["rows"]["read"] == 3
-    bad = write_jsonl(tmp_path / "C_bad.jsonl", [GOOD, {"question": "x?", "choices": ["a"], "answer": "A"}])
+    assert m["rows"]["read"] == 5 and m["rows"]["written"] == 4 and m["dropped"] == {"duplicate_question": 1}
+    assert m["source"]["kind"] == "multiple" and [p["source"] for p in m["source"]["parts"]] == [str(a), str(c)]
+    rows = read_jsonl(out / "multit_nothink.jsonl")
+    assert [r["messages"][1]["content"].split("\n")[2] for r in rows] == [quiz_row(i)["question"] for i in range(4)]
+    m = run("multit_nothink", opts("multit_nothink", source=[str(a), str(c)], out_dir=str(out), limit=3), quiet=True)
+    assert m["rows"]["read"] == 3 and m["rows"]["written"] == 3
+    bad = write_jsonl(tmp_path / "C_bad.jsonl", [quiz_row(5), {"question": "x?", "choices": ["a"], "answer": "A"}])
     with pytest.raises(RowError, match=r"C_bad.jsonl: line 2, field 'choices'"):
-        run("multit_nothink", PrepareOptions(source=[str(a), str(bad)], out_dir=str(out)), quiet=True)
+        run("multit_nothink", opts("multit_nothink", source=[str(a), str(bad)], out_dir=str(out)), quiet=True)

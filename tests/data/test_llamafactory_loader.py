@@ -5,7 +5,9 @@ top-level dataset_info.json) and the tiny Qwen3-id tokenizer; assertions on the 
 - ``qwen3`` with ``enable_thinking: null`` and ``false``: a row without a trace gets the empty
   think block appended to the *prompt*, masked (Qwen3's non-thinking format);
 - ``qwen3_nothink``: no think block anywhere;
-- ``wikipedia_it`` under ``stage: pt``: the article text followed by EOS.
+- ``wikipedia_it`` under ``stage: pt``: the article text followed by EOS;
+- a ``prepare`` output folder is a ``dataset_dir`` as it is (its own dataset_info.json), and a
+  ``dataset_info=PATH`` file works with ``dataset_dir`` = PATH's folder.
 
 Speed: ``datasets`` fingerprints every ``map`` by dill-pickling its arguments, which include the
 151k-token tokenizer (~15 s per call on the CI CPU). The fixture replaces only that cache key by
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.data.conftest import read_jsonl
+from tests.helpers import read_jsonl
 
 THINK, END_THINK = 151667, 151668
 EMPTY_THINK = "<think>\n\n</think>\n\n"
@@ -45,8 +47,8 @@ def _lf_load(samples_dataset_dir, tiny_model, tmp_path_factory):
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
     out = tmp_path_factory.mktemp("lf-out")
 
-    def load(dataset: str, template: str, enable_thinking, stage: str = "sft"):
-        data_args = DataArguments(dataset=dataset, dataset_dir=str(samples_dataset_dir), template=template,
+    def load(dataset: str, template: str, enable_thinking, stage: str = "sft", dataset_dir=None):
+        data_args = DataArguments(dataset=dataset, dataset_dir=str(dataset_dir or samples_dataset_dir), template=template,
                                   enable_thinking=enable_thinking, cutoff_len=4096, overwrite_cache=True)
         model_args = ModelArguments(model_name_or_path=str(tiny_model))
         training_args = Seq2SeqTrainingArguments(output_dir=str(out), report_to="none", seed=42)
@@ -137,3 +139,33 @@ def test_wikipedia_it_loads_for_pretraining(lf_load, samples_dataset_dir):
     assert len(ds) == len(rows)
     for example, row in zip(ds, rows):
         assert tok.decode(example["input_ids"], skip_special_tokens=False) == row["text"] + "<|im_end|>"
+
+
+def test_prepare_out_dir_is_a_dataset_dir(lf_load, tmp_path):
+    """`prepare NAME out_dir=OUT_DIR` then `dataset_dir: OUT_DIR`: LLaMA-Factory finds both splits."""
+    from llamafactory_ext.data import get_spec
+    from llamafactory_ext.data.prepare import options_class, run
+    from llamafactory_ext.data.samples import SAMPLES_DIR
+
+    load, tok = lf_load
+    out = tmp_path / "some" / "dir" / "x"
+    m = run("multit_nothink", options_class(get_spec("multit_nothink"))(source=str(SAMPLES_DIR / "multit_quiz.json"), out_dir=str(out),
+                                                                          val_size=0.2), quiet=True)
+    for name, n in (("multit_nothink", m["rows"]["train"]), ("multit_nothink_val", m["rows"]["val"])):
+        ds = load(name, "qwen3", False, dataset_dir=out)
+        rows = read_jsonl(out / f"{name}.jsonl")
+        assert len(ds) == len(rows) == n > 0
+        assert _split(ds[0], tok)[1] == rows[0]["messages"][-1]["content"] + "<|im_end|>\n"
+    # dataset_info=PATH elsewhere: names relative to PATH's folder, or absolute when outside it
+    info = tmp_path / "ds" / "dataset_info.json"
+    opts = options_class(get_spec("wikipedia_it"))
+    run("wikipedia_it", opts(source=str(SAMPLES_DIR / "wikipedia_it.jsonl"), out_dir=str(tmp_path / "ds" / "pt"), dataset_info=str(info)),
+        quiet=True)
+    run("multit_nothink", options_class(get_spec("multit_nothink"))(source=str(SAMPLES_DIR / "multit_quiz.json"),
+                                                                      out_dir=str(tmp_path / "far"), dataset_info=str(info)), quiet=True)
+    assert len(load("wikipedia_it", "qwen3", True, stage="pt", dataset_dir=info.parent)) == m_rows(tmp_path / "ds" / "pt", "wikipedia_it")
+    assert len(load("multit_nothink", "qwen3", False, dataset_dir=info.parent)) == m_rows(tmp_path / "far", "multit_nothink")
+
+
+def m_rows(folder, name: str) -> int:
+    return len(read_jsonl(folder / f"{name}.jsonl"))

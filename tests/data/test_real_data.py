@@ -11,7 +11,7 @@ import pytest
 from llamafactory_ext.data.gsm8k import canonical_number, load_gsm8k
 from llamafactory_ext.data.italic import load_italic, load_italic_shots
 from llamafactory_ext.thinking import split_output
-from tests.data.conftest import read_jsonl
+from tests.helpers import read_jsonl
 
 pytestmark = pytest.mark.shared_data
 
@@ -23,10 +23,10 @@ ITALIC_CATEGORIES = {
 
 
 def test_all_gsm8k_train_rows_convert(gsm8k_dir, tmp_path):
-    from llamafactory_ext.data.prepare import run
-    from llamafactory_ext.data.spec import PrepareOptions
+    from llamafactory_ext.data import get_spec
+    from llamafactory_ext.data.prepare import options_class, run
 
-    m = run("gsm8k", PrepareOptions(source=str(gsm8k_dir), out_dir=str(tmp_path / "data")), quiet=True)
+    m = run("gsm8k", options_class(get_spec("gsm8k"))(source=str(gsm8k_dir), out_dir=str(tmp_path / "data")), quiet=True)
     src = read_jsonl(gsm8k_dir / "train.jsonl")
     rows = read_jsonl(tmp_path / "data" / "gsm8k.jsonl")
     assert len(src) == 7473 and m["rows"]["read"] == 7473 and m["rows"]["written"] == 7473 and len(rows) == 7473
@@ -89,3 +89,34 @@ def test_italic_hub_schema_from_parquet(italic_dir, tmp_path):
         assert a.option_text(a.answer) == b.option_text(b.answer)
     ac = items[github.index(next(i for i in github if i.letters == ["A", "C"]))]
     assert ac.letters == ["A", "B"] and ac.answer == "B"  # by position in the Hub layout
+
+
+def _question_and_options(row: dict) -> str:
+    from llamafactory_ext.data.normalize import normalize_text
+
+    user = row["messages"][1]["content"]
+    return normalize_text(user.split("\n\n", 1)[1])
+
+
+def test_italic_as_a_multit_source_dedup_and_split_by_question(italic_dir, tmp_path):
+    """10,000 real questions (Mult-IT reads ITALIC's GitHub layout): its repeated questions are
+    dropped, and the category-stratified validation split shares no question with training."""
+    from llamafactory_ext.data import get_spec
+    from llamafactory_ext.data.normalize import normalize_text
+    from llamafactory_ext.data.prepare import options_class, run
+
+    src = read_jsonl(italic_dir / "italic.jsonl")
+    distinct = {(normalize_text(r["question"]), *(normalize_text(next(iter(o.values()))) for o in r["options"])) for r in src}
+    m = run("multit_nothink", options_class(get_spec("multit_nothink"))(source=str(italic_dir / "italic.jsonl"), out_dir=str(tmp_path),
+                                                                          val_size=0.1, seed=123, register=False), quiet=True)
+    assert m["rows"]["read"] == 10_000 and m["rows"]["written"] == len(distinct) < 10_000
+    assert m["dropped"] == {"duplicate_question": 10_000 - len(distinct)}
+    train, val = read_jsonl(tmp_path / "multit_nothink.jsonl"), read_jsonl(tmp_path / "multit_nothink_val.jsonl")
+    assert len(val) == round(len(distinct) * 0.1) and len(train) + len(val) == len(distinct)
+    assert not {_question_and_options(r) for r in train} & {_question_and_options(r) for r in val}
+    intro = lambda r: r["messages"][1]["content"].split(".", 1)[0]  # names the category
+    all_cats, val_cats = Counter(map(intro, train + val)), Counter(map(intro, val))
+    assert len(all_cats) == 12
+    for cat, n in all_cats.items():
+        assert int(n * 0.1) <= val_cats[cat] <= int(n * 0.1) + 1, (cat, n, val_cats[cat])
+

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import subprocess
+import time
 
 import pytest
 
+from llamafactory_ext import cli
+from llamafactory_ext.data import get_spec
 from llamafactory_ext.data.fields import RowError
-from llamafactory_ext.data.sources import SourceError, iter_rows, open_source
-from tests.data.conftest import write_jsonl
+from llamafactory_ext.data.multit import item_key, parse_multit_row
+from llamafactory_ext.data.prepare import options_class, run
+from llamafactory_ext.data.samples import SAMPLES_DIR
+from llamafactory_ext.data.sources import (
+    SourceError,
+    iter_rows,
+    looks_like_hub_id,
+    open_source,
+)
+from tests.helpers import one_line_error, write_jsonl
 
 ROWS = [{"question": f"Domanda {i}?", "choices": ["sì", "no"], "answer": i % 2} for i in range(5)]
 
@@ -103,3 +117,112 @@ def test_directory_resolves_split_file(tmp_path):
     assert len(list(iter_rows(tmp_path, split="test"))) == 2
     with pytest.raises(SourceError, match="validation"):
         open_source(tmp_path, split="validation")
+
+
+# ---------------------------------------------------------------------------------------------
+# a UTF-8 byte order mark (Windows editors write one) is not part of the data
+# ---------------------------------------------------------------------------------------------
+BOM = b"\xef\xbb\xbf"
+QUIZ = [{"question": f"Perché {i}?", "choices": ["sì", "no", "forse"], "answer": "ABC"[i % 3]} for i in range(4)]
+
+
+def _quiz_files(folder, prefix: bytes) -> dict[str, object]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    files["json"] = folder / "quiz.json"
+    files["json"].write_bytes(prefix + json.dumps(QUIZ, ensure_ascii=False, indent=1).encode("utf-8"))
+    files["jsonl"] = folder / "quiz.jsonl"
+    files["jsonl"].write_bytes(prefix + b"".join((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in QUIZ))
+    files["lines.json"] = folder / "lines.json"  # JSON lines saved as .json
+    files["lines.json"].write_bytes(prefix + b"".join((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in QUIZ))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["question", "choices", "answer"])
+    writer.writeheader()
+    writer.writerows({**r, "choices": json.dumps(r["choices"], ensure_ascii=False)} for r in QUIZ)
+    files["csv"] = folder / "quiz.csv"
+    files["csv"].write_bytes(prefix + buf.getvalue().encode("utf-8"))
+    return files
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonl", "lines.json", "csv"])
+def test_bom_file_converts_exactly_like_the_same_file_without_it(tmp_path, kind):
+    plain, bom = _quiz_files(tmp_path / "plain", b"")[kind], _quiz_files(tmp_path / "bom", BOM)[kind]
+    assert bom.read_bytes().startswith(BOM) and not plain.read_bytes().startswith(BOM)
+    rows = [r for _, r in iter_rows(plain)]
+    assert [r for _, r in iter_rows(bom)] == rows and "question" in rows[0]
+    outs = []
+    for path, sub in ((plain, "p"), (bom, "b")):
+        m = run("multit_nothink", options_class(get_spec("multit_nothink"))(source=str(path), out_dir=str(tmp_path / sub), register=False),
+                quiet=True)
+        assert m["rows"]["written"] == len(QUIZ) and m["rejected"] == {}
+        outs.append((tmp_path / sub / "multit_nothink.jsonl").read_bytes())
+    assert outs[0] == outs[1]
+    assert [n for n, _ in iter_rows(bom)] == [n for n, _ in iter_rows(plain)] == [1, 2, 3, 4]
+
+
+def test_bom_in_dataset_info_and_traces(tmp_path):
+    """The side files are read through the same layer: a BOM in them is fine too."""
+    quiz = _quiz_files(tmp_path / "q", b"")["json"]
+    traces = tmp_path / "traces.jsonl"
+    traces.write_bytes(BOM + b"".join(
+        (json.dumps({"key": item_key(parse_multit_row(r, 0)), "trace": f"Penso {i}.", "correct": True, "reason": "kept"}) + "\n").encode()
+        for i, r in enumerate(QUIZ)))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "dataset_info.json").write_bytes(BOM + json.dumps({"other": {"file_name": "other.jsonl"}}).encode())
+    m = run("multit_think", options_class(get_spec("multit_think"))(source=str(quiz), traces=str(traces), out_dir=str(out)), quiet=True)
+    assert m["rows"]["written"] == len(QUIZ) and m["rejected"] == {}
+    info = json.loads((out / "dataset_info.json").read_text(encoding="utf-8"))
+    assert set(info) == {"other", "multit_think"} and info["multit_think"]["file_name"] == "multit_think.jsonl"
+
+
+# ---------------------------------------------------------------------------------------------
+# a mistyped path is "not found" at once, never tried as a Hub id
+# ---------------------------------------------------------------------------------------------
+MISTYPED = ["data/quiz.json", "Multi-IT-A/quiz", "Multi-IT-A/quiz.json", "./x", "./quiz", "~/x.json", "~/x", "../x", "/no/such/quiz"]
+
+
+@pytest.fixture
+def no_hub(tmp_path, monkeypatch):
+    """cwd with a ``Multi-IT-A/`` folder, HOME empty, and a ``datasets.load_dataset`` that records every call."""
+    import datasets
+
+    (tmp_path / "Multi-IT-A").mkdir()
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append(a) or iter([]))
+    return calls
+
+
+@pytest.mark.parametrize("source", MISTYPED)
+def test_mistyped_path_is_not_found_at_once(no_hub, source, tmp_path):
+    with pytest.raises(SourceError, match="source file not found"):
+        open_source(source)
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="not found") as err:
+        run("multit_nothink", options_class(get_spec("multit_nothink"))(source=source, out_dir=str(tmp_path / "o")), quiet=True)
+    assert time.monotonic() - started < 5  # no Hub round trip
+    assert source.lstrip("./~") in str(err.value)
+    assert no_hub == []
+    assert not (tmp_path / "o").exists()
+
+
+def test_mistyped_path_cli_one_line(no_hub, capsys):
+    for source in ("data/quiz.json", "Multi-IT-A/quiz", "~/x.json"):
+        rc = cli.main(["prepare", "multit_nothink", f"source={source}", "limit=5"])
+        out = capsys.readouterr()
+        assert "source file not found" in one_line_error(subprocess.CompletedProcess([], rc, out.out, out.err))
+        assert source.lstrip("~") in out.err
+    # the same traces= typo is just as quick
+    rc = cli.main(["prepare", "multit_think", f"source={SAMPLES_DIR / 'multit_quiz.json'}", "traces=out/traces.jsonl"])
+    assert rc == 2 and "not found" in capsys.readouterr().err
+    assert no_hub == []
+
+
+def test_hub_ids_are_still_hub_ids(no_hub):
+    for source in ("openai/gsm8k", "Crisp-Unimib/ITALIC", "wikimedia/wikipedia", "Multi-IT-C/quiz"):  # no Multi-IT-C/ folder here
+        assert open_source(source).kind == "hub", source
+    assert not looks_like_hub_id("Multi-IT-A/quiz") and looks_like_hub_id("Multi-IT-C/quiz")
+    assert not any(looks_like_hub_id(s) for s in MISTYPED)

@@ -1,0 +1,128 @@
+"""Plain helpers shared by the tests (fixtures live in the conftest.py files, helpers here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+RECIPES_DIR = REPO / "recipes"
+EXT = [sys.executable, "-m", "llamafactory_ext.cli"]  # `llamafactory-ext` in a subprocess (this venv's)
+
+# The top-level training recipes (recipes/eval, sweeps, studies... belong to other commands).
+RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+EXPORT_RECIPES = [name for name in RECIPES if "export_dir" in yaml.safe_load((RECIPES_DIR / f"{name}.yaml").read_text())]
+TRAIN_RECIPES = [name for name in RECIPES if name not in EXPORT_RECIPES]
+SFT_RECIPES = [name for name in TRAIN_RECIPES if yaml.safe_load((RECIPES_DIR / f"{name}.yaml").read_text())["stage"] == "sft"]
+
+
+def run_cmd(args: list, cwd: Path | None = None, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run a real subprocess on CPU, offline; the caller asserts on it (``output_tail`` for messages)."""
+    from llamafactory_ext.testing import cpu_env
+
+    return subprocess.run([str(a) for a in args], cwd=cwd, env=env or cpu_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def output_tail(proc: subprocess.CompletedProcess, n: int = 4000) -> str:
+    return f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout[-n:]}\n--- stderr ---\n{proc.stderr[-n:]}"
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """The error of a command that must fail cleanly: exit 2, no traceback, one line on stderr."""
+    assert proc.returncode == 2, output_tail(proc)
+    assert "Traceback" not in proc.stderr + proc.stdout, output_tail(proc)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("llamafactory-ext")]
+    assert len(lines) == 1, output_tail(proc)
+    return lines[0]
+
+
+def shared(sub: str) -> Path:
+    """A real data set in ../shared/data: skipped when absent, a failure under CI=true."""
+    import pytest
+
+    path = SHARED_DATA / sub
+    if not path.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but the real data {path} is missing (../shared must sit beside the checkout)")
+        pytest.skip(f"real data not present: {path}")
+    return path
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    """Rows are dicts (dumped as JSON) or raw ``bytes`` lines written as they are."""
+    with open(path, "wb") as f:
+        f.writelines(row if isinstance(row, bytes) else (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8") for row in rows)
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# A small ITALIC-shaped sample in the GitHub layout with the odd rows of the real set
+# (2, 3 and 5 options, only the letters A and C, ALL CAPS).
+ITALIC_SAMPLE = [
+    {"question": "Qual è la capitale d'Italia?", "options": [{"A": "Milano"}, {"B": "Roma"}, {"C": "Napoli"}, {"D": "Torino"}],
+     "answer": "B", "category": "geography", "macro_category": "culture and commonsense"},
+    {"question": "QUALE PAROLA È SCRITTA CORRETTAMENTE?", "options": [{"A": "Qualcuno"}, {"C": "Qualcunno"}],
+     "answer": "C", "category": "orthography", "macro_category": "language capability"},
+    {"question": "Chi ha scritto la Divina Commedia?", "options": [{"A": "Dante"}, {"B": "Petrarca"}, {"C": "Boccaccio"}],
+     "answer": "A", "category": "literature", "macro_category": "culture and commonsense"},
+    {"question": "Il contrario di 'alto' è:", "options": [{"A": "basso"}, {"B": "lungo"}, {"C": "largo"}, {"D": "corto"}, {"E": "stretto"}],
+     "answer": "A", "category": "synonyms_and_antonyms", "macro_category": "language capability"},
+    {"question": "In quale regione si trova Bari?", "options": [{"A": "Sicilia"}, {"B": "Calabria"}, {"C": "Puglia"}, {"D": "Molise"}],
+     "answer": "C", "category": "geography", "macro_category": "culture and commonsense"},
+]
+
+
+def write_italic_sample(path: Path) -> Path:
+    return write_jsonl(path, ITALIC_SAMPLE)
+
+
+def recipe_path(name: str) -> Path:
+    return RECIPES_DIR / f"{name}.yaml"
+
+
+def load_recipe(name: str) -> dict:
+    return yaml.safe_load(recipe_path(name).read_text(encoding="utf-8"))
+
+
+def header_lines(name: str) -> list[str]:
+    """The comment block the recipe starts with, without the leading '# '."""
+    lines = []
+    for line in recipe_path(name).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[1:].strip())
+    return lines
+
+
+def header_commands(name: str) -> list[tuple[str, list[str], list[str]]]:
+    """Every `llamafactory-cli train|export recipes/NAME.yaml k=v ...` command in the header:
+    (subcommand, env assignments before it, key=value overrides after the recipe)."""
+    commands = []
+    for line in header_lines(name):
+        if "llamafactory-cli " not in line or f"recipes/{name}.yaml" not in line:
+            continue
+        tokens = shlex.split(line)
+        at = tokens.index("llamafactory-cli")
+        sub, recipe, rest = tokens[at + 1], tokens[at + 2], tokens[at + 3:]
+        assert recipe == f"recipes/{name}.yaml", line
+        assert all("=" in t for t in tokens[:at] + rest), f"not a plain `key=value` command: {line}"
+        commands.append((sub, tokens[:at], rest))
+    return commands
+
+
+def first_rows(path: Path, n: int) -> None:
+    """Keep the first ``n`` rows of a prepared JSONL file (atomically)."""
+    from llamafactory_ext.io import atomic_write_text
+
+    atomic_write_text(path, "".join(path.read_text(encoding="utf-8").splitlines(keepends=True)[:n]))

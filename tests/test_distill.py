@@ -122,7 +122,7 @@ def test_resume_appends_only_missing_questions(quiz, tmp_path, tiny_tokenizer, c
     teacher2 = ScriptedTeacher(tiny_tokenizer)
     stats = distill.run(_cfg(quiz, tmp_path), engine=teacher2)
     out = capsys.readouterr().out
-    assert "dropped 1 incomplete last line" in out and "3 question(s) already done, 6 to go" in out
+    assert "dropped an incomplete last line" in out and "3 question(s) already done, 6 to go" in out
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["reason"] for r in rows] == EXPECTED  # the torn question re-asked, in order
     assert len({r["key"] for r in rows}) == 9
@@ -136,7 +136,7 @@ def test_resume_appends_only_missing_questions(quiz, tmp_path, tiny_tokenizer, c
 
 def test_resume_refuses_other_settings(quiz, tmp_path, tiny_tokenizer):
     distill.run(_cfg(quiz, tmp_path, limit=1), engine=ScriptedTeacher(tiny_tokenizer))
-    with pytest.raises(distill.DistillError, match=r"temperature: 0.6 -> 0.9"):
+    with pytest.raises(distill.UserError, match=r"temperature: 0.6 -> 0.9"):
         distill.run(_cfg(quiz, tmp_path, temperature=0.9), engine=ScriptedTeacher(tiny_tokenizer))
     distill.run(_cfg(quiz, tmp_path, temperature=0.9, overwrite=True, limit=2), engine=ScriptedTeacher(tiny_tokenizer))
     assert len((tmp_path / "traces.jsonl").read_text().splitlines()) == 2
@@ -152,6 +152,9 @@ def test_resume_refuses_other_settings(quiz, tmp_path, tiny_tokenizer):
         (["source=q.json", "output=x.jsonl", "teacher.model=m", "samples_per_question=0"], "samples_per_question must be >= 1"),
         (["source=q.json", "output=x.jsonl", "teacher.model=m", "backend=tgi"], "backend must be one of"),
         (["source=q.json", "output=x.jsonl", "teacher.model=m", "temprature=1"], "unknown key 'temprature'"),
+        (["source=q.json", "output=.", "teacher.model=m"], r"output=\. is a folder; give a file name"),
+        (["source=q.json", "output=x.jsonl", "teacher.model=m", "max_new_tokens=0"], "max_new_tokens must be >= 1"),
+        (["source=q.json", "output=x.jsonl", "teacher.model=m", "system=${HOME}", "top_p=0"], "top_p must be > 0"),
     ],
 )
 def test_bad_config(tmp_path, monkeypatch, argv, message):
@@ -225,3 +228,12 @@ def test_several_source_files_read_in_turn(tmp_path, tiny_tokenizer):
     distill.run(cfg, engine=ScriptedTeacher(tiny_tokenizer))
     out = [json.loads(line) for line in (tmp_path / "traces.jsonl").read_text().splitlines()]
     assert [r["reason"] for r in out] == EXPECTED
+
+
+def test_output_folder_and_unknown_teacher_are_one_line_errors(tmp_path, quiz):
+    from tests.helpers import EXT, one_line_error, run_cmd
+
+    line = one_line_error(run_cmd([*EXT, "distill", f"source={quiz}", f"output={tmp_path}", "teacher.model=m"]))
+    assert f"output={tmp_path} is a folder" in line
+    line = one_line_error(run_cmd([*EXT, "distill", f"source={quiz}", f"output={tmp_path / 't.jsonl'}", "teacher.model=nobody/no-such-model"]))
+    assert "cannot load" in line and "nobody/no-such-model" in line

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from llamafactory_ext import sweep
-from llamafactory_ext.sweep import SweepError
+from llamafactory_ext.config import format_value
+from llamafactory_ext.io import ResumeError
+from llamafactory_ext.sweep import SweepError, config, scheduling, summary
+from llamafactory_ext.sweep import trials as trials_mod
 
 BASE = """\
 stage: sft
@@ -70,7 +73,7 @@ def test_dry_run_prints_exact_commands_and_runs_nothing(work, capsys):
 
 def test_data_keys_get_their_own_tokenized_path(work):
     cfg, where = sweep.load_sweep_config([write(work / "s.yaml", SWEEP), "grid.cutoff_len=[128,256]"])
-    trials = sweep.plan_trials(cfg, where)
+    trials = trials_mod.grid_trials(cfg, where)
     assert len(trials) == 6
     groups = {t.params["cutoff_len"]: set() for t in trials}
     for t in trials:
@@ -81,7 +84,7 @@ def test_data_keys_get_their_own_tokenized_path(work):
 
 def test_user_tokenized_path_is_respected(work):
     cfg, where = sweep.load_sweep_config([write(work / "s.yaml", SWEEP), "fixed.tokenized_path=/data/tok"])
-    trials = sweep.plan_trials(cfg, where)
+    trials = trials_mod.grid_trials(cfg, where)
     assert all(t.data_group is None for t in trials)
     assert all("tokenized_path=/data/tok" in t.overrides for t in trials)
 
@@ -137,15 +140,28 @@ def test_format_value_round_trips_through_omegaconf_cli():
 
     values = [8, 1e-4, 2.0e-4, True, None, "q_proj,v_proj", "x y", "1e-4", "3", [8, 16], "a:b"]
     for v in values:
-        parsed = OmegaConf.to_container(OmegaConf.from_cli([f"k={sweep.format_value(v)}"]))["k"]
-        assert parsed == v, (v, sweep.format_value(v))
+        parsed = OmegaConf.to_container(OmegaConf.from_cli([f"k={format_value(v)}"]))["k"]
+        assert parsed == v, (v, format_value(v))
 
 
 def test_derived_expressions():
-    assert sweep.eval_expression("2 * lora_rank", {"lora_rank": 24}, "lora_alpha") == 48
-    assert sweep.eval_expression("lora_rank / 2", {"lora_rank": 24}, "x") == 12
-    assert sweep.eval_expression("max(16, lora_rank)", {"lora_rank": 8}, "x") == 16
-    assert sweep.eval_expression(16, {}, "x") == 16
+    assert config.eval_expression("2 * lora_rank", {"lora_rank": 24}, "lora_alpha") == 48
+    assert config.eval_expression("lora_rank / 2", {"lora_rank": 24}, "x") == 12
+    assert config.eval_expression("max(16, lora_rank)", {"lora_rank": 8}, "x") == 16
+    assert config.eval_expression(16, {}, "x") == 16
+
+
+@pytest.mark.parametrize("override, message", [
+    ("grid.lora_rank=[0,-8]", "lora_rank must be >= 1, got 0"),
+    ("grid.learning_rate=[abc]", "learning_rate must be a valid float, got 'abc'"),
+    ("fixed.lora_dropout=1.5", "lora_dropout must be < 1"),
+    ("grid.optim=[adamw_nope]", "optim must be one of"),
+])
+def test_grid_values_are_checked_before_any_trial(work, override, message):
+    path = write(work / "s.yaml", SWEEP)
+    with pytest.raises(SweepError, match=message):
+        sweep.main([path, override])
+    assert not (work / "out").exists()
 
 
 # ----------------------------------------------------------------------------- running (scripted)
@@ -182,15 +198,15 @@ with open(os.path.join(out, "trainer_log.jsonl"), "w") as fh:
 def _scripted(work, monkeypatch):
     script = work / "fake_train.py"
     script.write_text(FAKE_TRAIN)
-    real_plan = sweep.plan_trials
+    real = trials_mod.grid_trials
 
     def plan(cfg, where, cwd=None):
-        trials = real_plan(cfg, where, cwd)
-        for t in trials:
+        planned = real(cfg, where, cwd)
+        for t in planned:
             t.train_cmd = [sys.executable, str(script), *t.train_cmd[2:]]
-        return trials
+        return planned
 
-    monkeypatch.setattr(sweep, "plan_trials", plan)
+    monkeypatch.setattr(sweep, "grid_trials", plan)
     return write(work / "s.yaml", SWEEP)
 
 
@@ -238,27 +254,52 @@ def test_local_gpu_slots_get_their_own_cuda_visible_devices(work, monkeypatch):
 
 
 def test_eval_metrics_from_results_json():
-    results = {"schema_version": 1, "modes": {
+    results = {"schema_version": 2, "modes": {
         "think": {"accuracy": 0.75, "correct": 3, "total": 4, "missing": 0, "unfinished": 1, "category_mean": 0.7,
-                  "format": {"closed_think": 0.75, "mean_reasoning_words": None}, "per_category": {"x": {"accuracy": 1.0}}},
-        "nothink": {"accuracy": 0.5, "correct": 2, "total": 4, "cut_off": 0.0},
+                  "format": {"closed_think": 0.75, "mean_reasoning_words": None}, "per_category": {"x": {"accuracy": 1.0}},
+                  "tokens": {"mean": 12.5, "median": None}},
+        "nothink": {"accuracy": 0.5, "correct": 2, "total": 4, "cut_off": 0},
     }}
-    m = sweep.eval_metrics(results)
+    m = summary.eval_metrics(results)
     assert m == {"accuracy/think": 0.75, "unfinished/think": 1.0, "category_mean/think": 0.7,
-                 "format.closed_think/think": 0.75, "accuracy/nothink": 0.5, "cut_off/nothink": 0.0}
+                 "format.closed_think/think": 0.75, "tokens.mean/think": 12.5, "accuracy/nothink": 0.5, "cut_off/nothink": 0.0}
 
 
 def test_incomplete_tokenized_data_is_removed_before_the_next_trial(work, monkeypatch, capsys):
     """A tokenization killed half-way leaves a non-empty folder that LLaMA-Factory would try to load."""
     path = _scripted(work, monkeypatch)
     cfg, where = sweep.load_sweep_config([path])
-    group = Path(sweep.plan_trials(cfg, where)[0].data_group)
+    group = Path(trials_mod.grid_trials(cfg, where)[0].data_group)
     (group / "train").mkdir(parents=True)
     (group / "dataset_dict.json").write_text('{"splits": ["train"]}')
     (group / "train" / "data-00000-of-00001.arrow").write_bytes(b"partial")
-    assert not sweep._tokenized_ready(str(group), str(work))
+    assert not scheduling._tokenized_ready(str(group), str(work))
     assert sweep.main([path]) == 0
     assert "removing incomplete tokenized data" in capsys.readouterr().out
     # the partial folder was removed and the first trial tokenized again
     assert not (group / "train" / "data-00000-of-00001.arrow").exists()
-    assert sweep._tokenized_ready(str(group), str(work))
+    assert scheduling._tokenized_ready(str(group), str(work))
+
+
+def test_a_trial_whose_commands_changed_is_refused_until_overwrite(work, monkeypatch, capsys):
+    path = _scripted(work, monkeypatch)
+    assert sweep.main([path, "grid.lora_rank=[8]"]) == 0
+    with pytest.raises(ResumeError, match=r"trial\(s\) lora_rank-8 ran with other commands .*max_steps"):
+        sweep.main([path, "grid.lora_rank=[8]", "fixed.max_steps=3", "retry_failed=true"])
+    first = json.loads((work / "out/lora_rank-8/trial.json").read_text())
+    # done trials are skipped before their settings matter; a changed one is redone only with overwrite=true
+    (work / "out/lora_rank-8/trial.json").write_text(json.dumps({**first, "status": "failed"}))
+    assert sweep.main([path, "grid.lora_rank=[8]", "fixed.max_steps=3", "retry_failed=true", "overwrite=true"]) == 0
+    state = json.loads((work / "out/lora_rank-8/trial.json").read_text())
+    assert state["status"] == "done" and "max_steps=3" in state["train_cmd"]
+
+
+def test_cpu_trials_run_parallel_at_once(work, monkeypatch):
+    path = _scripted(work, monkeypatch)
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "1.5")
+    assert sweep.main([path, "gpus_per_trial=0", "parallel=2", "tokenize_once=false"]) == 0
+    times = [tuple(map(float, (work / f"out/lora_rank-{r}/times").read_text().split())) for r in (8, 16, 24)]
+    overlapping = sum(1 for a in times for b in times if a < b and a[0] < b[1] and b[0] < a[1])
+    assert overlapping >= 1  # two trials ran at the same time
+    starts = sorted(t[0] for t in times)
+    assert starts[2] >= min(t[1] for t in times) - 0.05  # never three at once

@@ -32,7 +32,7 @@ from llamafactory_ext.io import atomic_write_json, ensure_dir
 from llamafactory_ext.sweep.config import RunOptions, SweepConfig, SweepError, load_sweep_config, show
 from llamafactory_ext.sweep.scheduling import run as run_trials
 from llamafactory_ext.sweep.summary import write_summary
-from llamafactory_ext.sweep.trials import Trial, grid_trials, status
+from llamafactory_ext.sweep.trials import Trial, changed_settings, grid_trials, status
 
 __all__ = ["RunOptions", "SweepConfig", "SweepError", "Trial", "grid_trials", "load_sweep_config", "main", "run_all"]
 
@@ -57,6 +57,12 @@ def print_plan(trials: list[Trial], statuses: dict[str, str]) -> None:
 
 def select(trials: list[Trial], cfg: RunOptions, tag: str = "sweep") -> list[Trial]:
     """The trials to run now: not done, not failed (unless retry_failed), at most max_trials."""
+    changed = [t for t in trials if status(t) == "changed"]
+    if changed and not cfg.overwrite:
+        from llamafactory_ext.io import ResumeError
+
+        raise ResumeError(f"trial(s) {', '.join(t.name for t in changed)} ran with other commands "
+                          f"({'; '.join(changed_settings(changed[0])[:3])}); pass overwrite=true to redo them, or use another output_dir")
     todo = []
     for t in trials:
         state = status(t)

@@ -241,7 +241,21 @@ def trial_complete(trial: Trial) -> bool:
     return bool(state and state.get("status") == "done" and training_done(trial) and eval_done(trial))
 
 
+def changed_settings(trial: Trial) -> list[str]:
+    """What differs between the commands recorded in the trial folder and today's (empty: same or new)."""
+    from llamafactory_ext.io import settings_diff, settings_path
+
+    record = trial.path() / "trial.settings.json"
+    try:
+        old = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return settings_diff(old, json.loads(json.dumps(trial.settings())))
+
+
 def status(trial: Trial) -> str:
+    if changed_settings(trial):
+        return "changed"
     if trial_complete(trial):
         return "done"
     state = (read_state(trial.path()) or {}).get("status", "pending")

@@ -1,87 +1,78 @@
-"""`llamafactory-ext demo` for real: tiny Qwen3 fixture, sample data through `prepare`, a
-full-parameter warm-up and the shipped recipes/v3_mixed.yaml through real `llamafactory-cli
-train` subprocesses, the evaluator on base and tuned model in both modes, and the report.
-The slowest test of the suite (a few minutes on 2 CPU cores)."""
+"""`llamafactory-ext demo`: its plan (dry run, from a folder outside the checkout), its stage loop
+(reuse, clean, redo), and its report's check. The whole demo (a few minutes) runs in
+benchmarks/bench_demo.py, which prints its wall time next to its stages; the study engine it
+drives runs for real, reduced, in tests/e2e/test_study.py."""
 
 from __future__ import annotations
 
+import filecmp
 import json
 import shlex
+import sys
 
 import pytest
+import yaml
 
-from llamafactory_ext.demo import compare, metrics_from_predictions
-from tests.conftest import output_tail, run_cmd
+from llamafactory_ext import demo
+from tests.helpers import EXT, REPO, output_tail, run_cmd
 
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_end_to_end(tmp_path, ext_cli, repo_root):
-    out = tmp_path / "demo"
-    proc = run_cmd([*ext_cli, "demo", f"output_dir={out}"], cwd=repo_root, timeout=1500)
+def test_dry_run_from_outside_the_checkout_plans_the_miniature_study(tmp_path):
+    out = tmp_path / "d"
+    proc = run_cmd([*EXT, "demo", "dry_run=true", f"output_dir={out}"], cwd=tmp_path)
     assert proc.returncode == 0, output_tail(proc)
-    for stage in ("fixture", "data", "warm-up", "train", "eval", "report"):
+    for stage in ("fixture", "data", "warm-up", "study"):
         assert f"] {stage}:" in proc.stdout, stage
-
-    # the report folder
-    report = (out / "report.md").read_text(encoding="utf-8")
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    for f in ("base_vs_tuned.png", "training_loss.png", "eval/base/results.json", "eval/tuned/results.json",
-              "eval/tuned/results.md", "models/v3_mixed_lora/adapter_model.safetensors"):
-        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
-    for who in ("base", "tuned"):
-        results = json.loads((out / "eval" / who / "results.json").read_text())
-        assert set(results["modes"]) == {"think", "nothink"}, who
-        assert all(results["modes"][m]["total"] > 0 for m in ("think", "nothink"))
-    assert "| think |" in report and "| nothink |" in report
-
-    # the commands file holds the real commands, the shipped recipe among them
-    commands = (out / "commands.sh").read_text(encoding="utf-8")
-    lines = [ln for ln in commands.splitlines() if ln and not ln.startswith(("#", "export", "set "))]
-    assert any(ln.startswith("llamafactory-cli train recipes/v3_mixed.yaml ") for ln in lines), commands
-    assert any(ln.startswith("llamafactory-cli train recipes/v1_nothink.yaml ") and "finetuning_type=full" in ln for ln in lines)
-    assert sum(ln.startswith("llamafactory-ext eval ") for ln in lines) == 2
-    assert sum(ln.startswith("llamafactory-ext prepare ") for ln in lines) >= 2
-    train_line = next(ln for ln in lines if ln.startswith("llamafactory-cli train recipes/v3_mixed.yaml"))
-    keys = [tok.split("=", 1)[0] for tok in shlex.split(train_line)[3:]]
-    # only the tiny/CPU overrides of llamafactory_ext.testing plus the ones the report lists
-    allowed = {"model_name_or_path", "dataset_dir", "output_dir", "max_steps", "bf16", "fp16", "quantization_bit",
-               "deepspeed", "flash_attn", "optim", "report_to", "learning_rate", "cutoff_len",
-               "gradient_accumulation_steps", "logging_steps", "save_steps"}
-    assert set(keys) <= allowed, set(keys) - allowed
-    for key in ("learning_rate", "cutoff_len", "gradient_accumulation_steps"):
-        assert key in report
-
-    # tuned differs from base, and the report says so with the numbers the predictions give
-    base = metrics_from_predictions(out / "eval" / "base" / "predictions.jsonl")
-    tuned = metrics_from_predictions(out / "eval" / "tuned" / "predictions.jsonl")
-    diffs = compare(base, tuned)
-    assert diffs == summary["differences"]
-    assert summary["differs"] is True and any(d["items_changed"] > 0 for d in diffs)
-    assert "The tuned model differs from the base" in report
-    base_out = {(r["id"], r["mode"]): r["output"] for r in map(json.loads, (out / "eval/base/predictions.jsonl").open())}
-    tuned_out = {(r["id"], r["mode"]): r["output"] for r in map(json.loads, (out / "eval/tuned/predictions.jsonl").open())}
-    assert base_out.keys() == tuned_out.keys() and base_out != tuned_out
-    # the last lines tell what to run next on a GPU
-    tail = proc.stdout.strip().splitlines()[-6:]
-    assert tail[0].startswith("Next, on a GPU") and any("llamafactory-cli train recipes/v3_mixed.yaml" in t for t in tail)
-
-    # a re-run reuses every finished stage and rewrites the same report
-    again = run_cmd([*ext_cli, "demo", f"output_dir={out}"], cwd=repo_root, timeout=600)
-    assert again.returncode == 0, output_tail(again)
-    assert again.stdout.count("reused (finished earlier in") == 5
-    assert json.loads((out / "summary.json").read_text())["differences"] == summary["differences"]
+    # the shipped recipes, byte for byte, and the data the demo ships
+    for name in demo.RECIPES:
+        assert filecmp.cmp(out / "recipes" / f"{name}.yaml", REPO / "recipes" / f"{name}.yaml", shallow=False)
+    assert sorted(p.name for p in (out / "demo_data").iterdir()) == sorted(demo.DEMO_FILES)
+    commands = [ln for ln in (out / "commands.sh").read_text().splitlines() if ln and not ln.startswith(("#", "export", "set ", "cd "))]
+    warm = next(ln for ln in commands if ln.startswith("llamafactory-cli train recipes/v3_mixed.yaml"))
+    keys = {tok.split("=", 1)[0] for tok in shlex.split(warm)[3:]}
+    # the warm-up changes only the tiny-model / CPU keys (and makes it full-parameter)
+    assert keys == set(demo.cpu_overrides(demo.DemoConfig(), 1, 1)) | {"model_name_or_path", "dataset_dir", "output_dir", "finetuning_type"}
+    study = yaml.safe_load((out / "study.yaml").read_text())
+    assert [v["recipe"] for v in study["versions"]] == [f"recipes/{n}.yaml" for n in demo.RECIPES]
+    assert set(study["train_overrides"]) == set(demo.cpu_overrides(demo.DemoConfig(), 1, 1)) | {"dataset_dir"}
+    assert study["headline"] == list(demo.GROUPS) and study["published"] is True
+    assert not (out / "models").exists() and not (out / "study").exists()
 
 
-def test_demo_dry_run_for_the_real_model(tmp_path, ext_cli, repo_root):
-    """`demo model=Qwen/Qwen3-8B dry_run=true`: no fixture, no warm-up, the recipe unchanged but
-    for data set dir and output dir; nothing runs (a GPU and the Hub are needed for real)."""
-    out = tmp_path / "real"
-    proc = run_cmd([*ext_cli, "demo", "model=Qwen/Qwen3-8B", "dry_run=true", f"output_dir={out}"], cwd=repo_root)
-    assert proc.returncode == 0, output_tail(proc)
-    commands = (out / "commands.sh").read_text()
-    assert "fixture" not in commands and "finetuning_type=full" not in commands
-    train = next(ln for ln in commands.splitlines() if ln.startswith("llamafactory-cli train"))
-    assert train == (f"llamafactory-cli train recipes/v3_mixed.yaml model_name_or_path=Qwen/Qwen3-8B "
-                     f"dataset_dir={out / 'data'} output_dir={out / 'models' / 'v3_mixed_lora'}")
-    assert not (out / "models").exists()
+def test_stage_loop_reuses_redoes_and_cleans(tmp_path, capsys):
+    from llamafactory_ext.testing import cpu_env
+
+    out = tmp_path
+    (out / "logs").mkdir()
+    script = f"import pathlib, time; p = pathlib.Path('made'); p.mkdir(exist_ok=True); (p / 'x').write_text(str(time.time()))"
+    stage = demo.Stage("make", "writes made/x", [[sys.executable, "-c", script]], ["made/x"], clean=("made",))
+    seconds, reused = demo.run_stage(stage, out, cpu_env(), force=False)
+    first = (out / "made" / "x").read_text()
+    assert not reused and seconds > 0
+    assert demo.run_stage(stage, out, cpu_env(), force=False)[1] is True  # same command, outputs there
+    assert (out / "made" / "x").read_text() == first
+    (out / "made" / "stale").write_text("old")
+    assert demo.run_stage(stage, out, cpu_env(), force=True)[1] is False  # force: cleaned and redone
+    assert not (out / "made" / "stale").exists() and (out / "made" / "x").read_text() != first
+    changed = demo.Stage("make", "writes made/x", [[sys.executable, "-c", script + "  # v2"]], ["made/x"], clean=("made",))
+    assert demo.run_stage(changed, out, cpu_env(), force=False)[1] is False  # another command: redone
+    failing = demo.Stage("fail", "exits 3", [[sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]], ["never"])
+    with pytest.raises(demo.DemoError, match=r"exit 3"):
+        demo.run_stage(failing, out, cpu_env(), force=False)
+
+
+def _version(name: str, nothink: tuple[int, int], think: tuple[int, int]) -> dict:
+    from llamafactory_ext.eval.report import block
+
+    return {"name": name, "modes": {m: {"groups": {demo.GROUPS[0]: block(*v)}} for m, v in (("nothink", nothink), ("think", think))}}
+
+
+def test_the_report_says_whether_each_version_beats_the_base_by_more_than_the_interval():
+    study = {"versions": [_version("baseline", (10, 26), (11, 26)), _version("V1", (26, 26), (0, 26)),
+                          _version("V2", (10, 26), (18, 26)), _version("V3", (25, 26), (26, 26))]}
+    checks = {(c["version"], c["mode"]): c["beats"] for c in demo.beats(study)}
+    # V2 at 18/26 (69 %) overlaps the base's interval at 11/26: not "more than the interval"
+    assert checks == {("V1", "nothink"): True, ("V2", "think"): False, ("V3", "nothink"): True, ("V3", "think"): True}
+    assert json.dumps(demo.beats(study))  # plain JSON for summary.json

@@ -17,7 +17,7 @@ import shutil
 import pytest
 
 from llamafactory_ext.eval.engine import Generation
-from tests.conftest import output_tail, run_cmd
+from tests.helpers import output_tail, run_cmd
 
 pytestmark = pytest.mark.e2e
 

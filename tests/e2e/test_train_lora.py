@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from llamafactory_ext.thinking import format_thinking
-from tests.conftest import output_tail, run_cmd
+from tests.helpers import output_tail, run_cmd
 
 pytestmark = pytest.mark.e2e
 

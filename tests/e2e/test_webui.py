@@ -87,7 +87,11 @@ def webui(repo_root, tmp_path_factory):
 def test_webui_lists_the_project_datasets(webui, chromium, repo_root, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    names = list(json.loads((repo_root / "dataset_info.json").read_text(encoding="utf-8")))
+    info = json.loads((repo_root / "dataset_info.json").read_text(encoding="utf-8"))
+    # the Train tab starts at stage "Supervised Fine-Tuning": LLaMA-Factory lists the non-ranking data sets
+    # there (webui/control.py list_datasets); the preference pairs appear under DPO / reward modelling
+    names = [k for k, v in info.items() if not v.get("ranking", False)]
+    ranking = [k for k, v in info.items() if v.get("ranking", False)]
     assert len(names) >= 6
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
@@ -118,3 +122,4 @@ def test_webui_lists_the_project_datasets(webui, chromium, repo_root, tmp_path):
             browser.close()
     missing = sorted(set(names) - set(listed))
     assert not missing, f"web UI does not list {missing}; it lists {listed} (screenshot: {tmp_path / 'webui_datasets.png'})"
+    assert not set(ranking) & set(listed), "preference data sets must not be offered for supervised fine-tuning"

@@ -21,7 +21,7 @@ import json
 import pytest
 
 from llamafactory_ext.thinking import EMPTY_THINK, NOTHINK, THINK, has_thought
-from tests.recipes.conftest import SFT_RECIPES, load_recipe
+from tests.helpers import SFT_RECIPES, load_recipe
 
 IGNORE_INDEX = -100
 

@@ -27,7 +27,7 @@ import sys
 
 import pytest
 
-from tests.recipes.conftest import (
+from tests.helpers import (
     EXPORT_RECIPES,
     RECIPES,
     REPO,

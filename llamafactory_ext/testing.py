@@ -17,7 +17,25 @@ encodes, then Qwen3's 26 added tokens. The shipped texts tokenize into exactly t
 strings as with the full vocabulary, but ids are renumbered and the output layer has a few
 thousand rows instead of 151,936: a CPU training step is ~20 times cheaper.
 
-Command: ``llamafactory-ext fixture out_dir=PATH [num_layers=2] [hidden_size=64] [seed=0] [vocab=qwen3|small]``.
+``arch=llama3`` builds the tiny LLaMA-3 instead (the ANITA recipes and the lm-eval suite): a randomly
+initialised ``LlamaForCausalLM`` with LLaMA-3-8B's shape rules (grouped-query attention, untied output
+layer, rope theta 500,000) and Meta's own BPE: the 128,000 ranks of ``llama_models/llama3/tokenizer.model``
+(shipped inside the PyPI package ``llama-models``), converted with Llama-3's pre-tokenizer pattern
+(read from ``llama_models.llama3.tokenizer.Tokenizer.pat_str``), then Llama-3's 256 special tokens in
+order, so ids match Meta-Llama-3-8B(-Instruct): ``<|begin_of_text|>`` 128000, ``<|end_of_text|>``
+128001, ``<|start_header_id|>`` 128006, ``<|end_header_id|>`` 128007, ``<|eot_id|>`` 128009, reserved
+tokens up to 128255; 128,256 embedding rows. The special tokens carry Llama-3's names
+(``<|reserved_special_token_0..250|>`` around the named ones), as in the Meta-Llama-3-8B(-Instruct)
+and LLaMAntino-3-ANITA tokenizers; ``llama-models`` 0.3.0 names the same ids the Llama-3.1 way
+(``<|eom_id|>`` 128008, ``<|python_tag|>`` 128010, ...) and agrees on every id named above. As with the
+real model, LLaMA-Factory's ``llama3`` template adds its stop word ``<|eom_id|>`` as a new token
+(id 128256, never in the data). The tokenizer is the Instruct one: Meta's chat template, ``eos_token``
+``<|eot_id|>``, BOS added by the post-processor, no pad token. ``arch=llama3 vocab=small`` cuts the BPE
+to the shipped texts (as for Qwen) and renumbers: the special tokens then follow the kept ranks, so
+only the full vocabulary has Llama-3's exact ids.
+
+Command: ``llamafactory-ext fixture out_dir=PATH [arch=qwen3|llama3] [vocab=full|small] [num_layers=2]
+[hidden_size=64] [seed=0]`` (``vocab=qwen3`` / ``vocab=llama3`` are accepted for ``full``).
 """
 
 from __future__ import annotations
@@ -35,7 +53,7 @@ from typing import Literal
 
 from llamafactory_ext.config import option
 
-USAGE = "out_dir=PATH [num_layers=2] [hidden_size=64] [seed=0]"
+USAGE = "out_dir=PATH [arch=qwen3|llama3] [vocab=full|small] [num_layers=2] [hidden_size=64] [seed=0]"
 
 # Qwen2/Qwen3 pre-tokenizer (tokenizer.json of Qwen/Qwen3-8B): digits are split one by one.
 QWEN_PATTERN = (
@@ -65,7 +83,9 @@ class FixtureConfig:
     num_layers: int = option(2, "decoder layers", ge=1, le=8)
     hidden_size: int = option(64, "hidden size (a multiple of 16)", ge=16, le=512)
     seed: int = option(0, "init seed")
-    vocab: Literal["qwen3", "small"] = option("qwen3", "qwen3: Qwen3's full vocabulary and ids | small: Qwen's BPE cut to the shipped texts")
+    vocab: Literal["full", "small", "qwen3", "llama3"] = option(
+        "full", "full: the architecture's real vocabulary and ids (qwen3 / llama3: the same) | small: its BPE cut to the shipped texts")
+    arch: Literal["qwen3", "llama3"] = option("qwen3", "qwen3: tiny Qwen3 (Qwen3's ids) | llama3: tiny LLaMA-3 (Llama-3's ids)")
 
 
 def qwen_tiktoken_path() -> Path:
@@ -79,13 +99,19 @@ def qwen_tiktoken_path() -> Path:
     return path
 
 
-def _ranks() -> dict[bytes, int]:
+def _read_ranks(path: Path) -> dict[bytes, int]:
+    """A tiktoken BPE file (``base64-token rank`` per line) as {token bytes: rank}."""
     ranks = {}
-    with open(qwen_tiktoken_path(), "rb") as fh:
+    with open(path, "rb") as fh:
         for line in fh:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
+            if line.strip():
+                token, rank = line.split()
+                ranks[base64.b64decode(token)] = int(rank)
     return ranks
+
+
+def _ranks() -> dict[bytes, int]:
+    return _read_ranks(qwen_tiktoken_path())
 
 
 def _bpe_parts(token: bytes, ranks: dict[bytes, int]) -> list[bytes]:
@@ -139,16 +165,19 @@ def demo_texts() -> list[str]:
     return texts
 
 
-def subset_ranks(texts: Iterable[str]) -> list[bytes]:
+def subset_ranks(texts: Iterable[str], ranks: dict[bytes, int] | None = None, pattern: str = QWEN_PATTERN,
+                 special_tokens: Iterable[str] | None = None) -> list[bytes]:
     """Qwen's BPE tokens the texts need (tokenized exactly as the full vocabulary does), every
-    token they are merged from, and the 256 single bytes; in Qwen's rank order."""
+    token they are merged from, and the 256 single bytes; in Qwen's rank order. ``ranks``,
+    ``pattern`` and ``special_tokens`` pick another BPE (Llama-3's: :func:`llama3_subset_ranks`)."""
     import re
 
     import tiktoken
 
-    ranks = _ranks()
-    enc = tiktoken.Encoding("qwen-subset", pat_str=QWEN_PATTERN, mergeable_ranks=ranks, special_tokens={})
-    specials = re.compile("|".join(re.escape(t) for t, _ in QWEN3_ADDED_TOKENS))
+    ranks = _ranks() if ranks is None else ranks
+    enc = tiktoken.Encoding("bpe-subset", pat_str=pattern, mergeable_ranks=ranks, special_tokens={})
+    names = [t for t, _ in QWEN3_ADDED_TOKENS] if special_tokens is None else list(special_tokens)
+    specials = re.compile("|".join(re.escape(t) for t in names))
     by_rank = {r: t for t, r in ranks.items()}
     keep = {ranks[bytes([b])] for b in range(256)}
     stack = [tid for text in texts for piece in specials.split(text) if piece for tid in enc.encode_ordinary(piece)]
@@ -235,6 +264,143 @@ def build_tiny_qwen3(out_dir: str | os.PathLike, num_layers: int = 2, hidden_siz
     return out
 
 
+# ---------------------------------------------------------------------------------------
+# The tiny LLaMA-3 (arch=llama3): Meta's BPE from the PyPI package llama-models.
+# ---------------------------------------------------------------------------------------
+# Llama-3's 256 special tokens, ids 128000..128255, in order, with the names of the
+# Meta-Llama-3-8B(-Instruct) tokenizer (llama-models 0.3.0 names some the Llama-3.1 way).
+LLAMA3_SPECIAL_TOKENS: list[str] = [
+    "<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
+    "<|reserved_special_token_2|>", "<|reserved_special_token_3|>", "<|start_header_id|>", "<|end_header_id|>",
+    "<|reserved_special_token_4|>", "<|eot_id|>",
+    *(f"<|reserved_special_token_{i}|>" for i in range(5, 251)),
+]
+LLAMA3_IDS = {"<|begin_of_text|>": 128000, "<|end_of_text|>": 128001, "<|start_header_id|>": 128006,
+              "<|end_header_id|>": 128007, "<|eot_id|>": 128009}
+LLAMA3_VOCAB_SIZE = 128256  # embedding rows of Meta-Llama-3-8B: 128,000 ranks + 256 special tokens
+LLAMA3_FIXTURE_VERSION = 1
+# Meta-Llama-3-8B-Instruct's chat template (tokenizer_config.json), as LLaMA-Factory's `llama3` template lays it out
+LLAMA3_CHAT_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}"
+    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}"
+    "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+
+
+def llama3_tokenizer_path() -> Path:
+    """Meta's ``tokenizer.model`` inside the installed ``llama-models`` package (located, not imported)."""
+    spec = importlib.util.find_spec("llama_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the tiny LLaMA-3 fixture needs the PyPI package 'llama-models' (it ships Meta's "
+                           "llama3/tokenizer.model): pip install llama-models==0.3.0")
+    path = Path(next(iter(spec.submodule_search_locations))) / "llama3" / "tokenizer.model"
+    if not path.is_file():
+        raise RuntimeError(f"Llama-3's tokenizer.model not found at {path}")
+    return path
+
+
+def llama3_pattern() -> str:
+    """Llama-3's pre-tokenizer regex, as Meta's own tokenizer code declares it."""
+    from llama_models.llama3.tokenizer import Tokenizer
+
+    return Tokenizer.pat_str
+
+
+def llama3_texts() -> list[str]:
+    """What the small LLaMA-3 vocabulary must tokenize exactly as the full one: the shipped texts
+    and the words of the ``llama3`` template and of the lm-eval okapi prompts."""
+    return shipped_texts() + ["system", "user", "assistant", "\n\n", "Question: ", "\nAnswer:", *(f" {c}" for c in "ABCDE")]
+
+
+def llama3_subset_ranks(texts: Iterable[str]) -> list[bytes]:
+    """Llama-3's BPE tokens the texts need, what they merge from and the 256 bytes, in rank order."""
+    return subset_ranks(texts, ranks=_read_ranks(llama3_tokenizer_path()), pattern=llama3_pattern(),
+                        special_tokens=LLAMA3_SPECIAL_TOKENS)
+
+
+def build_llama3_tokenizer_json(out_dir: Path, tokens: list[bytes] | None = None) -> int:
+    """Write tokenizer.json + tokenizer_config.json of a LLaMA-3-8B-Instruct tokenizer: Meta's BPE
+    and Llama-3's ids, or (``tokens``) a subset of it renumbered from 0. Returns the id of
+    ``<|begin_of_text|>`` (the first special token)."""
+    from tokenizers import AddedToken, processors
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    if tokens is None:
+        vocab_file = str(llama3_tokenizer_path())
+    else:  # a content-named file: tiktoken caches files by their path
+        data = b"".join(base64.b64encode(t) + b" " + str(i).encode() + b"\n" for i, t in enumerate(tokens))
+        vocab_file = str(Path(tempfile.gettempdir()) / f"llama3-subset-{hashlib.sha256(data).hexdigest()[:16]}.tiktoken")
+        Path(vocab_file).write_bytes(data)
+    tok = TikTokenConverter(vocab_file=vocab_file, pattern=llama3_pattern()).converted()
+    first = tok.get_vocab_size()
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in LLAMA3_SPECIAL_TOKENS])
+    if tokens is None:
+        for content, expected in LLAMA3_IDS.items():
+            if tok.token_to_id(content) != expected:  # the whole point of the fixture: fail loudly
+                raise RuntimeError(f"tiny tokenizer: {content} got id {tok.token_to_id(content)}, Llama-3 has {expected}")
+    bos = "<|begin_of_text|>"
+    tok.post_processor = processors.Sequence([  # as Meta-Llama-3-8B's tokenizer.json: BOS first
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1",
+                                      special_tokens=[(bos, first)]),
+    ])
+    tok.save(str(out_dir / "tokenizer.json"))
+    added = {str(first + i): {"content": c, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True}
+             for i, c in enumerate(LLAMA3_SPECIAL_TOKENS)}
+    config = {
+        "added_tokens_decoder": added, "bos_token": bos, "chat_template": LLAMA3_CHAT_TEMPLATE,
+        "clean_up_tokenization_spaces": True, "eos_token": "<|eot_id|>",
+        "model_input_names": ["input_ids", "attention_mask"], "model_max_length": 8192,
+        "tokenizer_class": "PreTrainedTokenizerFast",
+    }
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return first
+
+
+def build_tiny_llama3(out_dir: str | os.PathLike, num_layers: int = 2, hidden_size: int = 64, seed: int = 0,
+                      vocab: str = "full") -> Path:
+    """Write the tiny LLaMA-3 model + tokenizer to ``out_dir`` and return the path (``vocab``: ``full``,
+    Llama-3's 128,256 ids, or ``small``, Meta's BPE cut to :func:`llama3_texts`).
+
+    Re-uses an existing, complete directory written by the same fixture version and shape.
+    """
+    if vocab not in ("full", "small"):
+        raise ValueError("vocab must be 'full' or 'small'")
+    if not 1 <= num_layers <= 8:
+        raise ValueError("num_layers must be between 1 and 8")
+    if hidden_size % 16 or not 16 <= hidden_size <= 512:
+        raise ValueError("hidden_size must be a multiple of 16 between 16 and 512")
+    out = Path(out_dir)
+    stamp = {"arch": "llama3", "fixture_version": LLAMA3_FIXTURE_VERSION, "num_layers": num_layers,
+             "hidden_size": hidden_size, "seed": seed, "vocab": vocab}
+    stamp_file = out / "tiny_fixture.json"
+    if stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
+        return out
+
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    out.mkdir(parents=True, exist_ok=True)
+    first = build_llama3_tokenizer_json(out, llama3_subset_ranks(llama3_texts()) if vocab == "small" else None)
+    bos, eot, eos = first, first + 9, first + 1  # <|begin_of_text|>, <|eot_id|>, <|end_of_text|>
+    # full: Llama-3's 128,256 rows; small: the kept ranks + 256 specials, padded to a multiple of 64
+    rows = LLAMA3_VOCAB_SIZE if vocab == "full" else (first + len(LLAMA3_SPECIAL_TOKENS) + 63) // 64 * 64
+    heads = max(2, hidden_size // 16)
+    config = LlamaConfig(
+        vocab_size=rows, hidden_size=hidden_size, intermediate_size=hidden_size * 2, num_hidden_layers=num_layers,
+        num_attention_heads=heads, num_key_value_heads=max(1, heads // 2), head_dim=hidden_size // heads,
+        max_position_embeddings=8192, rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
+        bos_token_id=bos, eos_token_id=eot, dtype="float32",
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(bos_token_id=bos, eos_token_id=[eos, eot], do_sample=False)
+    model.save_pretrained(out)
+    stamp_file.write_text(json.dumps(stamp), encoding="utf-8")
+    return out
+
+
 def options_help() -> str:
     from llamafactory_ext.config import describe
 
@@ -249,8 +415,18 @@ def main(argv: list[str]) -> int:
         from llamafactory_ext.config import ConfigError
 
         raise ConfigError("fixture needs out_dir=PATH")
-    path = build_tiny_qwen3(cfg.out_dir, cfg.num_layers, cfg.hidden_size, cfg.seed, cfg.vocab)
-    print(f"tiny Qwen3 ({cfg.vocab} vocabulary) written to {path}")
+    full = {"qwen3": "qwen3", "llama3": "full"}[cfg.arch]
+    if cfg.vocab in ("qwen3", "llama3") and cfg.vocab != cfg.arch:
+        from llamafactory_ext.config import ConfigError
+
+        raise ConfigError(f"vocab={cfg.vocab} is the full vocabulary of arch={cfg.vocab}, not of arch={cfg.arch}: use vocab=full or vocab=small")
+    vocab = "small" if cfg.vocab == "small" else full
+    if cfg.arch == "llama3":
+        path = build_tiny_llama3(cfg.out_dir, cfg.num_layers, cfg.hidden_size, cfg.seed, vocab)
+        print(f"tiny LLaMA-3 ({'full: Llama-3 ids' if vocab == 'full' else 'small'} vocabulary) written to {path}")
+    else:
+        path = build_tiny_qwen3(cfg.out_dir, cfg.num_layers, cfg.hidden_size, cfg.seed, vocab)
+        print(f"tiny Qwen3 ({vocab} vocabulary) written to {path}")
     return 0
 
 

@@ -193,7 +193,8 @@ def _codes(report: dict) -> set[str]:
 # ---------------------------------------------------------------------------------------------
 def test_the_recipes_inspect_skips_are_the_expected_ones():
     skipped = {name: kind for name, kind in KINDS.items() if name not in INSPECTED}
-    assert skipped == {"gsm8k_synth_merge": "export"}, skipped
+    assert skipped == {"gsm8k_synth_merge": "export", "anita_sft_merge": "export", "anita_dpo_merge": "export",
+                       "anita_dpo_qlora": "dpo"}, skipped
     assert len(INSPECTED) >= 7
 
 

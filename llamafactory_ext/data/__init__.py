@@ -21,6 +21,10 @@ REGISTRY: dict[str, str] = {
     "synth_gsm8k": "llamafactory_ext.data.synth_gsm8k:SPEC",
     "gsm8k": "llamafactory_ext.data.gsm8k:SPEC",
     "wikipedia_it": "llamafactory_ext.data.wikipedia_it:SPEC",
+    "wizard_alpaca_dolly_orca": "llamafactory_ext.data.wizard_alpaca_dolly_orca:SPEC",
+    "orpo_dpo_mix": "llamafactory_ext.data.orpo_dpo_mix:SPEC",
+    "preference": "llamafactory_ext.data.preference:SPEC",
+    "clean_mc4_it": "llamafactory_ext.data.clean_mc4_it:SPEC",
 }
 
 

@@ -17,13 +17,15 @@ import unicodedata
 from collections.abc import Iterable
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+# combining marks (accents) left by NFKD: the Unicode blocks of combining diacritics
+_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 
 
 def normalize_text(text: str) -> str:
     """Case-folded, accent-free text with punctuation turned into single spaces."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    return " ".join(_NON_WORD.sub(" ", plain).split())
+    if not text.isascii():
+        text = _MARKS.sub("", unicodedata.normalize("NFKD", text))
+    return " ".join(_NON_WORD.sub(" ", text.casefold()).split())
 
 
 def question_key(question: str, options: Iterable[str] = ()) -> str:

@@ -39,7 +39,7 @@ from typing import Any
 from llamafactory_ext.config import ConfigError, UserError, combine, describe, from_argv
 from llamafactory_ext.data import REGISTRY, get_spec
 from llamafactory_ext.data.fields import Drop, RowError, RowProblem
-from llamafactory_ext.data.sources import Source, open_source
+from llamafactory_ext.data.sources import Source, open_source, split_files
 from llamafactory_ext.data.spec import Context, Converted, DatasetSpec, PrepareOptions
 from llamafactory_ext.io import AtomicJsonl, atomic_write_json, dumps_line, ensure_dir, remove_stale_temp_files
 
@@ -194,9 +194,12 @@ class Tally:
 
 
 def _open_sources(spec: DatasetSpec, o: Any) -> list[Source]:
+    """Every source in turn: a list of files, or a folder of shards (read file by file, name order)."""
     wanted = o.source if isinstance(o.source, list) else [o.source or spec.default_source]
     if not wanted or any(w is None for w in wanted):
         raise UserError(f"{spec.name}: no default source; pass source=PATH. {spec.source_help}")
+    split = o.split or spec.hub_split
+    wanted = [str(f) for w in wanted for f in (split_files(Path(w), split, shards=True) if Path(w).is_dir() else [w])]
     return [
         open_source(w, hub_config=o.hub_config if o.hub_config is not None else spec.hub_config,
                     split=o.split or spec.hub_split, streaming=o.streaming if o.streaming is not None else spec.streaming)

@@ -7,14 +7,12 @@ converters: tests, the CPU demo and the sweep tests train on it with ``dataset_d
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from llamafactory_ext.data import REGISTRY, get_spec
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "resources" / "samples"
-REPO_DATASET_INFO = Path(__file__).resolve().parents[2] / "dataset_info.json"
 
 
 def sample_path(file_name: str) -> Path:
@@ -36,18 +34,16 @@ def registry_dataset_info(data_subdir: str = "data") -> dict:
 
 
 def prepare_samples(dataset_dir: Path, names: list[str] | None = None, val_size: float = 0.0, quiet: bool = True) -> Path:
-    """Write ``dataset_dir/dataset_info.json`` (the repository's top-level one, else one built
-    from the registry) and prepare every registered data set (or ``names``) from the built-in
-    samples into ``dataset_dir/data/``. Returns ``dataset_dir``."""
+    """Write ``dataset_dir/dataset_info.json`` (the shipped top-level one) and prepare every
+    registered data set (or ``names``) from the built-in samples into ``dataset_dir/data/``.
+    Returns ``dataset_dir``."""
     from llamafactory_ext.data.prepare import options_class, run
 
     dataset_dir = Path(dataset_dir)
     dataset_dir.mkdir(parents=True, exist_ok=True)
-    target = dataset_dir / "dataset_info.json"
-    if REPO_DATASET_INFO.is_file():
-        shutil.copyfile(REPO_DATASET_INFO, target)
-    else:  # installed from a wheel: the same entries, from the registry
-        target.write_text(json.dumps(registry_dataset_info(), indent=2) + "\n", encoding="utf-8")
+    from llamafactory_ext.shipped import shipped
+
+    shutil.copyfile(shipped("dataset_info.json"), dataset_dir / "dataset_info.json")
     for name in names if names is not None else list(REGISTRY):
         spec = get_spec(name)
         if spec.sample is None:

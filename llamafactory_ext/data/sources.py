@@ -81,17 +81,22 @@ def looks_like_hub_id(source: str) -> bool:
     )
 
 
-def find_split_file(directory: Path, split: str) -> Path:
+def split_files(directory: Path, split: str, shards: bool = False) -> list[Path]:
     """The data file for ``split`` inside a local directory (``train.jsonl``, ``test-0000.parquet``...),
-    or the only data file there."""
+    or the only data file there; with ``shards``, every data file (name order) when none is named
+    for the split (a folder of ``c4-it.*.json.gz`` shards)."""
     candidates = [p for p in sorted(directory.rglob("*")) if p.is_file() and local_format(p)]
     named = [p for p in candidates if p.name.split(".")[0] == split or p.name.startswith(f"{split}-")]
-    if len(named) == 1:
-        return named[0]
-    if not named and len(candidates) == 1:
-        return candidates[0]
+    if len(named) == 1 or (named and shards):
+        return named if shards else named[:1]
+    if len(candidates) == 1 or (candidates and shards and not named):
+        return candidates
     listing = ", ".join(str(p.relative_to(directory)) for p in candidates[:10]) or "no json/jsonl/parquet/csv files"
     raise SourceError(f"{directory}: cannot tell which file holds split {split!r} ({listing}); pass the file itself as source=")
+
+
+def find_split_file(directory: Path, split: str) -> Path:
+    return split_files(directory, split)[0]
 
 
 @dataclass
@@ -200,7 +205,29 @@ class Source:
             return self._bad(number, "invalid_json", f"not valid JSON: {getattr(jexc, 'msg', jexc)} (column {getattr(jexc, 'colno', '?')})", text.rstrip("\r\n"))
         return self._bad(number, "invalid_json", f"not valid JSON: {exc}", text.rstrip("\r\n"))  # pragma: no cover - orjson-only rejection
 
+    def _looks_like_lines(self) -> bool:
+        """A ``.json`` file that is really JSON lines (many are): its first non-blank line is a whole
+        JSON object and more follows (or it is one row on its own). Peeked, so a multi-GB shard is
+        streamed, never read whole."""
+        with self._open_binary() as f:
+            first = b""
+            for line in f:
+                if line.strip():
+                    first = line
+                    break
+            more = any(line.strip() for line in f)
+        try:
+            obj = _loads(first.removeprefix(b"\xef\xbb\xbf"))
+        except _JSONError:
+            return False
+        holds_rows = isinstance(obj, dict) and any(isinstance(v, list) and v and isinstance(v[0], dict) for v in obj.values())
+        return isinstance(obj, dict) and (more or not holds_rows)  # one object alone: one row, unless it wraps the rows
+
     def _json(self) -> Iterator[tuple[int, Any]]:
+        if self._looks_like_lines():
+            self.format = "jsonl"
+            yield from self._jsonl()
+            return
         with self._open_binary() as f:
             data = f.read()
         self.bytes_read = len(data)
@@ -212,16 +239,6 @@ class Source:
         try:
             doc = json.loads(text)
         except ValueError as exc:
-            # Many ".json" files are JSON lines: fall back when the first line is an object on its own.
-            first = text.lstrip().split("\n", 1)[0]
-            try:
-                is_lines = isinstance(json.loads(first), dict) and "\n" in text.strip()
-            except ValueError:
-                is_lines = False
-            if is_lines:
-                self.format = "jsonl"
-                yield from self._jsonl()
-                return
             raise self.error(getattr(exc, "lineno", None), None, "invalid_json",
                              f"not valid JSON: {getattr(exc, 'msg', exc)} (column {getattr(exc, 'colno', '?')})", unit="line") from None
         if isinstance(doc, dict):

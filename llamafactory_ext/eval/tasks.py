@@ -23,6 +23,7 @@ TASKS: dict[str, str] = {
     "italic": "llamafactory_ext.eval.italic:ItalicTask",
     "gsm8k": "llamafactory_ext.eval.gsm8k:GSM8KTask",
     "multit": "llamafactory_ext.eval.multit:MultITTask",
+    "lm_eval": "llamafactory_ext.eval.lm_eval:LmEvalTask",
 }
 
 # outcome of one scored output

@@ -355,6 +355,142 @@ def demo_rows() -> dict[str, list[dict]]:
     return rows
 
 
+# ------------------------------------------------------------------------------------------
+# The LLaMA-3 half (LLaMAntino-3-ANITA): SFT, DPO and Italian-adaptation sources.
+# ------------------------------------------------------------------------------------------
+ORCA_SYSTEM = "You are an AI assistant. User will give you a task. Your goal is to complete the task as faithfully as you can."
+HELPFUL_SYSTEM = "You are a helpful assistant, who always provide explanation. Think like you are answering to a five year old."
+
+
+def wizard_rows() -> list[dict]:
+    """Chat-Error/wizard_alpaca_dolly_orca-shaped rows: alpaca fields (``input`` empty, null or
+    set), ``system`` on the Orca rows only, one row without ``system`` at all, one exact repeat."""
+    rows = [
+        {"system": "", "instruction": "Give three tips for staying healthy.", "input": "",
+         "output": "1. Eat a balanced diet with plenty of fruit and vegetables.\n2. Exercise regularly.\n3. Sleep seven to eight hours a night."},
+        {"system": "", "instruction": "Translate the sentence into Italian.", "input": "The cat sleeps on the sofa.",
+         "output": "Il gatto dorme sul divano."},
+        {"system": ORCA_SYSTEM, "instruction": "Which river flows through Rome? Answer with one word.", "input": "",
+         "output": "Tiber."},
+        {"system": "", "instruction": "Summarise the text in one sentence.",
+         "input": "Florence is a city in central Italy. It was the centre of the Renaissance and is known for its art and architecture.",
+         "output": "Florence, in central Italy, was the heart of the Renaissance and is famous for its art."},
+        {"system": HELPFUL_SYSTEM, "instruction": "Why is the sky blue?", "input": None,
+         "output": "Sunlight is made of many colours. Blue light bounces around the air more than the others, so we see blue everywhere we look."},
+        {"system": "", "instruction": "Classify each one as a fruit or a vegetable: apple, carrot, pear, spinach.", "input": "",
+         "output": "Apple: fruit. Carrot: vegetable. Pear: fruit. Spinach: vegetable."},
+        {"system": ORCA_SYSTEM, "instruction": "Solve 12 * 7 and explain the steps.", "input": "",
+         "output": "12 * 7 = 10 * 7 + 2 * 7 = 70 + 14 = 84. The answer is 84."},
+        {"system": "", "instruction": "Write a haiku about the sea.", "input": "",
+         "output": "Waves fold into foam,\nsalt wind carries gull voices,\nthe tide keeps its time."},
+        {"system": "", "instruction": "Correct the grammar of the sentence.", "input": "She don't like apples.",
+         "output": "She doesn't like apples."},
+        {"instruction": "Name the author of the Divine Comedy.", "input": "", "output": "Dante Alighieri wrote the Divine Comedy."},
+        {"system": "", "instruction": "Convert 5 kilometres to miles.", "input": "",
+         "output": "5 kilometres is about 3.11 miles (1 km = 0.621 miles)."},
+        {"system": HELPFUL_SYSTEM, "instruction": "What does a bee do?", "input": "",
+         "output": "A bee flies from flower to flower to collect nectar and makes honey with it. It also carries pollen, which helps plants grow fruit."},
+    ]
+    rows.append(dict(rows[1]))  # the real set repeats some rows
+    return rows
+
+
+def _chat(user: str, answer: str, system: str | None = None, history: list[tuple[str, str]] = ()) -> list[dict]:
+    msgs = [{"role": "system", "content": system}] if system is not None else []
+    for u, a in history:
+        msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+    return msgs + [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+
+
+def orpo_dpo_mix_rows() -> list[dict]:
+    """mlabonne/orpo-dpo-mix-40k-shaped rows: ``source``, ``chosen`` / ``rejected`` conversations
+    sharing their prompt turns, ``prompt`` / ``question`` on some rows (as in some versions), one
+    with a system turn, one multi-turn, one pair with two identical answers."""
+    pairs = [
+        ("argilla/distilabel-capybara-dpo-7k-binarized", "What is the capital of Italy?",
+         "The capital of Italy is Rome.", "The capital of Italy is Milan.", None, ()),
+        ("argilla/distilabel-intel-orca-dpo-pairs", "Is 17 a prime number? Explain briefly.",
+         "Yes. 17 has no divisors other than 1 and itself.", "No, 17 can be divided by 3.", ORCA_SYSTEM, ()),
+        ("argilla/ultrafeedback-binarized-preferences-cleaned", "Write one sentence about autumn in Italian.",
+         "In autunno le foglie diventano rosse e gialle.", "Autumn is a season.", None, ()),
+        ("jondurbin/truthy-dpo-v0.1", "Can you see the stars during the day?",
+         "Usually not: sunlight scattered by the air is far brighter than the stars.", "Yes, stars are always clearly visible.", None, ()),
+        ("argilla/distilabel-math-preference-dpo", "And what is 15 + 27?",
+         "15 + 27 = 42.", "15 + 27 = 32.", None, (("What is 2 + 2?", "2 + 2 = 4."),)),
+        ("unalignment/toxic-dpo-v0.2", "How do I make a good espresso?",
+         "Use freshly ground beans, 18 grams of coffee and about 25 seconds of extraction.", "Just boil the coffee.", None, ()),
+        ("M4-ai/prm_dpo_pairs_cleaned", "Name a famous Italian painter.",
+         "Leonardo da Vinci, the painter of the Mona Lisa.", "Pablo Picasso.", None, ()),
+        ("argilla/distilabel-capybara-dpo-7k-binarized", "Say hello.", "Hello!", "Hello!", None, ()),
+    ]
+    rows = []
+    for i, (source, user, good, bad, system, history) in enumerate(pairs):
+        row = {"source": source, "chosen": _chat(user, good, system, history), "rejected": _chat(user, bad, system, history)}
+        if i % 2 == 0:  # some versions of the set also carry the prompt as text
+            row["prompt"] = user
+            row["question"] = user
+        rows.append(row)
+    return rows
+
+
+def preference_rows() -> list[dict]:
+    """A generic preference file: prompt / chosen / rejected strings, ``system`` on some rows."""
+    rows = [
+        {"prompt": "Traduci in italiano: 'good morning'.", "chosen": "Buongiorno.", "rejected": "Buonanotte."},
+        {"system": "Sei un assistente utile.", "prompt": "Qual è il plurale di 'uovo'?", "chosen": "Il plurale di 'uovo' è 'uova'.",
+         "rejected": "Il plurale di 'uovo' è 'uovi'."},
+        {"prompt": "Quanto fa 6 per 7?", "chosen": "6 per 7 fa 42.", "rejected": "6 per 7 fa 36."},
+        {"system": "", "prompt": "Chi ha scritto I promessi sposi?", "chosen": "Alessandro Manzoni.", "rejected": "Giacomo Leopardi."},
+        {"prompt": "In quale regione si trova Napoli?", "chosen": "Napoli si trova in Campania.", "rejected": "Napoli si trova in Toscana."},
+        {"system": "Rispondi in una parola.", "prompt": "Il contrario di 'caldo'?", "chosen": "Freddo.", "rejected": "Tiepido."},
+    ]
+    rows.append(dict(rows[2]))  # a repeated pair
+    return rows
+
+
+MC4_DOCS = [
+    ("https://www.comune.example.it/notizie/mercato", ("Il mercato settimanale torna in piazza da sabato prossimo. I banchi di frutta, verdura "
+     "e prodotti locali saranno aperti dalle otto alle tredici. L'amministrazione ricorda che il parcheggio in via Roma "
+     "resterà chiuso per tutta la mattina e invita i cittadini a raggiungere il centro a piedi o in bicicletta.")),
+    ("https://ricette.example.it/pasta-al-pomodoro", ("Pasta al pomodoro: una ricetta semplice.\r\n\r\nIngredienti: 320 grammi di "
+     "spaghetti, 400 grammi di pomodori pelati, uno spicchio d'aglio, olio extravergine d'oliva, basilico e sale.   \r\n\r\n\r\n"
+     "Scaldate l'olio con l'aglio, aggiungete i pomodori e cuocete per venti minuti. Scolate la pasta al dente e "
+     "mescolatela al sugo con qualche foglia di basilico.")),
+    ("https://blog.example.it/viaggi/dolomiti", ("Le Dolomiti sono un gruppo montuoso delle Alpi orientali, patrimonio "
+     "dell'umanità dal 2009.\n\n\n\nIn estate i sentieri attraversano prati fioriti e rifugi dove fermarsi a pranzo; in "
+     "inverno le piste da sci richiamano visitatori da tutta Europa. Il periodo migliore per le escursioni va da giugno a settembre.")),
+    ("https://www.negozio.example.it/prodotto/123", "Spedizione gratuita"),
+    ("https://forum.example.it/thread/42", "   \n\n  "),
+    ("https://scuola.example.it/storia/risorgimento", ("Il Risorgimento è il periodo della storia italiana in cui si realizzò "
+     "l'unità nazionale. Nel 1861 venne proclamato il Regno d'Italia, con Torino come prima capitale; Roma divenne capitale "
+     "soltanto nel 1871, dopo la presa della città avvenuta il 20 settembre 1870.\t \nTra i protagonisti si ricordano "
+     "Cavour, Garibaldi, Mazzini e Vittorio Emanuele II.")),
+    ("https://meteo.example.it/previsioni", ("Previsioni del tempo per il fine settimana: cielo sereno al nord, qualche nuvola "
+     "sulle regioni centrali e possibili piogge al sud nella giornata di domenica. Le temperature massime saranno comprese "
+     "tra i venti e i ventisei gradi, in leggero aumento rispetto alla settimana scorsa.")),
+    ("https://libri.example.it/recensione", ("Un romanzo breve ma intenso, ambientato in un piccolo paese della Sicilia negli "
+     "anni Cinquanta. La protagonista racconta la propria infanzia con uno sguardo ironico e malinconico, e le pagine "
+     "scorrono veloci fino a un finale che resta a lungo nella memoria del lettore.")),
+]
+
+
+def clean_mc4_it_rows() -> list[dict]:
+    """gsarti/clean_mc4_it-shaped rows (one json.gz shard's lines): ``text``, ``timestamp``, ``url``;
+    web leftovers (CRLF, trailing spaces, blank runs), a too-short page and an empty one, then
+    tourist pages about the sample cities: together more than one 1,024-token pre-training block."""
+    docs = list(MC4_DOCS)
+    for city, region, river, pop, known in CITIES:
+        slug = city.lower().replace(" ", "-")
+        docs.append((f"https://turismo.example.it/{slug}", (f"Cosa vedere a {city} in un fine settimana. {city} conta circa {pop} "
+                     f"abitanti ed è uno dei centri più visitati della regione {region}. Una passeggiata lungo il {river} è il modo "
+                     f"migliore per cominciare la visita; nel pomeriggio conviene raggiungere il centro storico, noto per {known}. "
+                     f"La sera i ristoranti propongono piatti della tradizione locale e vini del territorio.  \n\n\n"
+                     f"Come arrivare: la stazione ferroviaria è collegata alle principali città italiane e dall'aeroporto partono "
+                     f"autobus per il centro ogni trenta minuti.")))
+    return [{"text": text, "timestamp": f"2020-0{1 + i % 9}-1{i % 10}T0{i % 10}:2{i % 10}:15Z", "url": url}
+            for i, (url, text) in enumerate(docs)]
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
@@ -368,6 +504,10 @@ def main() -> None:
     write_jsonl(OUT / "gsm8k_shaped.jsonl", gsm8k_rows())
     write_jsonl(OUT / "synth_gsm8k.jsonl", synth_rows())
     write_jsonl(OUT / "wikipedia_it.jsonl", wikipedia_rows())
+    write_jsonl(OUT / "wizard_alpaca_dolly_orca.jsonl", wizard_rows())
+    write_jsonl(OUT / "orpo_dpo_mix.jsonl", orpo_dpo_mix_rows())
+    write_jsonl(OUT / "preference.jsonl", preference_rows())
+    write_jsonl(OUT / "clean_mc4_it.jsonl", clean_mc4_it_rows())
     demo = OUT.parent / "demo"
     demo.mkdir(parents=True, exist_ok=True)
     rows = demo_rows()

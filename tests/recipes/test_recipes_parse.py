@@ -97,6 +97,33 @@ EXPECTED: dict[str, dict] = {
         "finetuning.early_stopping_steps": 3, "data.eval_dataset": ["multit_mixed_val"],
         "data.template": "qwen3", "training.output_dir": "saves/best_practice_zero2",
     },
+    "anita_sft_qlora": {
+        "model.model_name_or_path": "meta-llama/Meta-Llama-3-8B-Instruct", "model.quantization_bit": 4,
+        "model.quantization_type": "nf4", "finetuning.stage": "sft", "finetuning.finetuning_type": "lora",
+        "finetuning.lora_target": SEVEN, "data.template": "llama3", "data.dataset": ["wizard_alpaca_dolly_orca"],
+        "training.output_dir": "saves/anita_sft_qlora",
+    },
+    "anita_dpo_qlora": {
+        "model.model_name_or_path": "saves/anita_sft_merged", "model.adapter_name_or_path": None, "model.quantization_bit": 4,
+        "finetuning.stage": "dpo", "finetuning.pref_beta": 0.1, "finetuning.pref_loss": "sigmoid", "finetuning.pref_ftx": 0.0,
+        "finetuning.ref_model": None, "finetuning.lora_target": SEVEN,
+        "data.template": "llama3", "data.dataset": ["orpo_dpo_mix"], "training.output_dir": "saves/anita_dpo_qlora",
+    },
+    "anita_italian_qlora": {
+        "model.model_name_or_path": "saves/anita_dpo_merged", "model.quantization_bit": 4, "finetuning.stage": "pt",
+        "data.template": "llama3", "data.packing": True, "data.dataset": ["clean_mc4_it"],
+        "training.output_dir": "saves/anita_italian_qlora",
+    },
+    "anita_sft_merge": {
+        "model.model_name_or_path": "meta-llama/Meta-Llama-3-8B-Instruct", "model.adapter_name_or_path": ["saves/anita_sft_qlora"],
+        "model.export_dir": "saves/anita_sft_merged", "model.infer_dtype": "bfloat16", "model.quantization_bit": None,
+        "model.export_device": "cpu", "data.template": "llama3",
+    },
+    "anita_dpo_merge": {
+        "model.model_name_or_path": "saves/anita_sft_merged", "model.adapter_name_or_path": ["saves/anita_dpo_qlora"],
+        "model.export_dir": "saves/anita_dpo_merged", "model.infer_dtype": "bfloat16", "model.quantization_bit": None,
+        "model.export_device": "cpu", "data.template": "llama3",
+    },
     "gsm8k_synth_merge": {
         "model.model_name_or_path": "Qwen/Qwen3-8B", "model.adapter_name_or_path": ["saves/gsm8k_synth_qlora"],
         "model.export_dir": "saves/gsm8k_synth_merged", "model.infer_dtype": "bfloat16",

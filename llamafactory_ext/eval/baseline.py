@@ -60,8 +60,13 @@ def _same_source(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return (a.get("source") or None) == (b.get("source") or None)
 
 
-def check_baseline_early(r: Any) -> dict[str, Any]:
-    """Task, source and modes of the baseline, checked before generating anything."""
+def _items_key(record: dict[str, Any]) -> tuple:
+    return record.get("ids_sha256"), sorted(map(str, record.get("seeds") or [None]))
+
+
+def check_baseline_early(r: Any, items: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Task, source, modes and (given this run's ``items`` record of results.json) items and seeds
+    of the baseline, checked before generating anything."""
     base = load_baseline(r.cfg.baseline)
     problems = []
     if base.get("task") != r.task.name:
@@ -74,6 +79,11 @@ def check_baseline_early(r: Any) -> dict[str, Any]:
     if missing and not r.cfg.baseline_partial:
         raise BaselineError(f"baseline {r.cfg.baseline} has no mode {', '.join(missing)} (it has {', '.join(base['modes'])}); "
                             "evaluate it in that mode too, or pass baseline_partial=true to compare only the modes both have")
+    theirs = base.get("items") or {}
+    if items is not None and not r.cfg.baseline_partial and _items_key(theirs) != _items_key(items):
+        raise BaselineError(f"baseline {r.cfg.baseline} has other items: {theirs.get('count')} items, seeds {theirs.get('seeds')} there, "
+                            f"{items['count']} items, seeds {items['seeds']} here (limit or seeds differ?); "
+                            "pass baseline_partial=true to compare the shared ones")
     return base
 
 

@@ -127,7 +127,50 @@ def _resolve(path: str) -> str:
     return p if Path(p).exists() else path
 
 
-class HFEngine:
+class Engine:
+    """What both backends share: prompts in batches, results in prompt order, ``on_result`` as each
+    batch finishes, a progress hook, and freeing the GPU on ``close``. A backend implements
+    ``_generate_batch(batch, params, index)``; ``_order`` may regroup prompts (HF: longest first)."""
+
+    batch_size = 8
+
+    def _order(self, prompts: list[list[int]]) -> list[int]:
+        return list(range(len(prompts)))
+
+    def _generate_batch(self, batch: list[list[int]], params: GenParams, index: int) -> list[Generation]:
+        raise NotImplementedError
+
+    def generate(self, prompts: list[list[int]], params: GenParams, on_result: OnResult | None = None,
+                 progress: Any = None, batch_size: int | None = None) -> list[Generation]:
+        size = max(1, int(batch_size or self.batch_size))
+        order = self._order(prompts)
+        results: list[Generation | None] = [None] * len(prompts)
+        for b, start in enumerate(range(0, len(order), size)):
+            idx = order[start:start + size]
+            for i, gen in zip(idx, self._generate_batch([list(prompts[i]) for i in idx], params, b)):
+                results[i] = gen
+                if on_result is not None:
+                    on_result(i, gen)
+            if progress is not None:
+                progress.update(len(idx))
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Free the GPU for the next engine (compare loads base, then tuned)."""
+        self.model = self.llm = None
+        import gc
+
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:  # noqa: BLE001, S110 - never raise while closing
+            pass
+
+
+class HFEngine(Engine):
     """transformers ``generate``, batched with left padding."""
 
     backend = "hf"
@@ -174,9 +217,15 @@ class HFEngine:
             pad = getattr(gen_cfg, "pad_token_id", None) or next(iter(self.eos_ids))
         self.pad_id = int(pad)
 
-    def _generate_batch(self, batch: list[list[int]], params: GenParams) -> list[Generation]:
+    def _order(self, prompts: list[list[int]]) -> list[int]:
+        # longest first: similar lengths share a batch (less padding) and OOM shows up early
+        return sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+
+    def _generate_batch(self, batch: list[list[int]], params: GenParams, index: int) -> list[Generation]:
         import torch
 
+        if not params.greedy and params.seed is not None:
+            torch.manual_seed(params.seed + index)
         width = max(len(p) for p in batch)
         input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(batch), width), dtype=torch.long)
@@ -211,42 +260,6 @@ class HFEngine:
             results.append(Generation(text=text, token_ids=ids, num_tokens=len(ids), finished=finished))
         return results
 
-    def generate(
-        self,
-        prompts: list[list[int]],
-        params: GenParams,
-        on_result: OnResult | None = None,
-        progress: Any = None,
-        batch_size: int | None = None,
-    ) -> list[Generation]:
-        import torch
-
-        size = max(1, int(batch_size or self.batch_size))
-        # longest first: similar lengths share a batch (less padding) and OOM shows up early
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        results: list[Generation | None] = [None] * len(prompts)
-        for b, start in enumerate(range(0, len(order), size)):
-            idx = order[start:start + size]
-            if not params.greedy and params.seed is not None:
-                torch.manual_seed(params.seed + b)
-            for i, gen in zip(idx, self._generate_batch([list(prompts[i]) for i in idx], params)):
-                results[i] = gen
-                if on_result is not None:
-                    on_result(i, gen)
-            if progress is not None:
-                progress.update(len(idx))
-        return results  # type: ignore[return-value]
-
-    def close(self) -> None:
-        self.model = None
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except Exception:  # noqa: BLE001, S110 - never raise
-            pass
-
 
 def _lora_rank_slot(adapter: str, requested: int) -> int:
     """vLLM serves LoRA ranks up to ``max_lora_rank`` (8, 16, 32, 64, 128, 256, ...): raise it to
@@ -263,7 +276,7 @@ def _lora_rank_slot(adapter: str, requested: int) -> int:
     return rank
 
 
-class VLLMEngine:
+class VLLMEngine(Engine):
     """``vllm.LLM`` offline generation from prompt token ids; LoRA via ``LoRARequest``.
 
     The GPU path is verified only where a GPU was available; the test suite checks the
@@ -299,7 +312,7 @@ class VLLMEngine:
             check_model_path(adapter_name_or_path, "adapter_name_or_path")
         self.model_name_or_path = model_name_or_path
         self.adapter_name_or_path = adapter_name_or_path
-        self.chunk_size = max(1, int(batch_size))
+        self.batch_size = max(1, int(batch_size))  # prompts per llm.generate call
         self.tokenizer = _load("the tokenizer of", model_name_or_path, lambda: AutoTokenizer.from_pretrained(_resolve(model_name_or_path)))
         kwargs: dict[str, Any] = {
             "model": _resolve(model_name_or_path),
@@ -319,14 +332,7 @@ class VLLMEngine:
             self.lora_request = LoRARequest("adapter", 1, _resolve(adapter_name_or_path))
         self.llm = LLM(**kwargs)
 
-    def generate(
-        self,
-        prompts: list[list[int]],
-        params: GenParams,
-        on_result: OnResult | None = None,
-        progress: Any = None,
-        batch_size: int | None = None,
-    ) -> list[Generation]:
+    def _generate_batch(self, batch: list[list[int]], params: GenParams, index: int) -> list[Generation]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -338,26 +344,10 @@ class VLLMEngine:
             seed=params.seed,
             skip_special_tokens=True,
         )
-        size = max(1, int(batch_size or self.chunk_size))
-        results: list[Generation] = []
-        for start in range(0, len(prompts), size):
-            chunk = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts[start:start + size]]
-            outputs = self.llm.generate(chunk, sampling, use_tqdm=False, lora_request=self.lora_request)
-            for offset, out in enumerate(outputs):
-                comp = out.outputs[0]
-                ids = list(comp.token_ids)
-                gen = Generation(
-                    text=comp.text, token_ids=ids, num_tokens=len(ids), finished=comp.finish_reason != "length"
-                )
-                results.append(gen)
-                if on_result is not None:
-                    on_result(start + offset, gen)
-            if progress is not None:
-                progress.update(len(chunk))
-        return results
-
-    def close(self) -> None:
-        self.llm = None
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in batch], sampling, use_tqdm=False,
+                                    lora_request=self.lora_request)
+        return [Generation(text=o.outputs[0].text, token_ids=list(o.outputs[0].token_ids), num_tokens=len(o.outputs[0].token_ids),
+                           finished=o.outputs[0].finish_reason != "length") for o in outputs]
 
 
 def load_engine(

@@ -7,13 +7,14 @@ and, with a baseline, ``comparison.json``.
       "schema_version": 2,
       "task": "italic",
       "source": {"source": "../shared/data/italic", "sha256": "..."},
-      "items": {"count": 10000, "ids_sha256": "..."},
+      "items": {"count": 10000, "ids_sha256": "...", "seeds": [null]},
       "modes": {
         "think": {
           "accuracy": 0.7787, "correct": 7787, "total": 10000, "ci95": [0.7705, 0.7867], "missing": 0,
           "unfinished": 12, "unparsed": 40, "cut_off": 12,
           "completed": {"total": 9988, "correct": 7787, "accuracy": 0.7796, "ci95": [...]},
-          "forced_answer": {"items": 12, "correct": 5, "accuracy": 0.7792, "ci95": [...]},  # cutoff=force_answer
+          "forced_answer": {"accuracy": 0.7792, "correct": 7792, "total": 10000, "ci95": [...],
+                            "items": 12, "items_correct": 5},      # cutoff=force_answer: cut outputs re-asked
           "tokens": {"mean": 812.4, "median": 640.0, "p95": 2210.0}, "mean_output_tokens": 812.4,
           "wall_time_s": 2710.3, "methods": {"answer_line": 9000, ...},
           "per_category": {"literature": {"accuracy": .., "correct": .., "total": .., "ci95": [..]}, ...},
@@ -290,7 +291,7 @@ def _mode_notes(s: dict[str, Any]) -> list[str]:
         f = s["format"]
         out += ["", (f"Format: closed `</think>` {_pct(f['closed_think'])} %, with a non-empty trace {_pct(f['nonempty_trace'])} %, "
                      f"balanced tags {_pct(f['balanced_tags'])} %, cut off {_pct(f['cut_off'])} %, mean reasoning "
-                     f"{f['mean_reasoning_words']} words.")]
+                     f"{f['mean_reasoning_words'] if f['mean_reasoning_words'] is not None else '—'} words.")]
     if "faithfulness" in s and s["faithfulness"].get("samples"):
         fa = s["faithfulness"]
         out += ["", f"Faithfulness probe ({fa['samples']} items, reasoning cut and answer forced):", "",

@@ -40,7 +40,7 @@ from llamafactory_ext.eval.tasks import OK, TASKS, Task, task_class
 from llamafactory_ext.io import FolderLock, ResumableJsonl, atomic_write_text, read_jsonl, sha256_file
 from llamafactory_ext.thinking import MODES, NOTHINK, THINK, THOUGHT_WORDS, format_thinking, split_output, truncate_reasoning
 
-USAGE = "CONFIG.yaml [key=value ...]   (task=italic|gsm8k|multit adds that task's own keys)"
+USAGE = "CONFIG.yaml [key=value ...]   (task=italic|gsm8k|multit|lm_eval adds that task's own keys)"
 THINKING = {"on": (THINK,), "off": (NOTHINK,), "both": (THINK, NOTHINK), THINK: (THINK,), NOTHINK: (NOTHINK,)}
 PREDICTIONS = "predictions.jsonl"
 FORCED = "forced.jsonl"
@@ -61,7 +61,7 @@ class EvalConfig:
     template: str | None = option(None, "LLaMA-Factory template (default: the recipe's, else qwen3)")
     from_recipe: str | None = option(None, "training recipe: inherits template, enable_thinking (-> modes), default_system, model, adapter")
     # task
-    task: str = option("italic", "italic | gsm8k | multit", choices=tuple(TASKS))
+    task: str = option("italic", "italic | gsm8k | multit | lm_eval (lm-evaluation-harness's Italian suite)", choices=tuple(TASKS))
     source: str | None = option(None, "Hub id or local file / folder (default: the public set)")
     limit: int | None = option(None, "first N items only", ge=1)
     system: str | None = option(None, "system prompt (default: the recipe's default_system, else the task's; '' = none)")
@@ -272,6 +272,13 @@ def check_rows(rows: list[dict[str, Any]], path: Path, known_ids: set[str] | Non
     return rows
 
 
+def this_run(r: Resolved, items: list[Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of this run's items, modes and seeds: a resumed folder may hold more (limit,
+    thinking and seeds are not part of the fingerprint), and no figure may count those."""
+    wanted = {(r.task.item_id(it), seed) for it in items for seed in _seeds(r.cfg)}
+    return [x for x in rows if x["mode"] in r.modes and (str(x["id"]), x.get("seed")) in wanted]
+
+
 def score_row(task: Task, item: Any, mode: str, output: str, seed: int | None, extra: dict[str, Any]) -> dict[str, Any]:
     parts = split_output(output)
     s = task.score(output, item, mode, finished=extra.get("finished", True) is not False)
@@ -428,15 +435,20 @@ def collect(r: Resolved, items: list[Any], rows: list[dict[str, Any]]) -> dict[s
     return out
 
 
+def items_record(r: Resolved, items: list[Any]) -> dict[str, Any]:
+    """results.json ``items``: how many, which (digest of the ids) and the seeds."""
+    ids = [r.task.item_id(it) for it in items]
+    return {"count": len(ids), "ids_sha256": ids_digest(ids), "seeds": _seeds(r.cfg)}
+
+
 def results_dict(r: Resolved, items: list[Any], rows: list[dict[str, Any]], modes_stats: dict[str, Any],
                  warnings: list[str]) -> dict[str, Any]:
     cfg = r.cfg
-    ids = [r.task.item_id(it) for it in items]
     out = {
         "schema_version": SCHEMA_VERSION,
         "task": r.task.name,
         "source": source_record(cfg.source),
-        "items": {"count": len(ids), "ids_sha256": ids_digest(ids), "seeds": _seeds(cfg)},
+        "items": items_record(r, items),
         "modes": modes_stats,
         "model": {"model_name_or_path": cfg.model_name_or_path, "adapter_name_or_path": cfg.adapter_name_or_path,
                   "template": r.template, "backend": cfg.backend},
@@ -517,6 +529,8 @@ def _engine_factory(cfg: Any):
 def run(cfg: Any) -> dict[str, Any]:
     """Run one evaluation (resuming what is already in output_dir); returns the results.json dict."""
     r = resolve(cfg)
+    if getattr(r.task, "external", False):  # a suite with its own loop (task=lm_eval): it writes the outputs itself
+        return r.task.run(r)
     items = load_items(r)
     if cfg.predictions:
         return rescore(r, items)
@@ -526,7 +540,7 @@ def run(cfg: Any) -> dict[str, Any]:
     if cfg.adapter_name_or_path:
         check_model_path(cfg.adapter_name_or_path, "adapter_name_or_path")
     if cfg.baseline:
-        check_baseline_early(r)
+        check_baseline_early(r, items_record(r, items))
     extra = _contamination_warnings(r, items)
     engine = _engine_factory(cfg)
     with FolderLock(r.output_dir):
@@ -538,7 +552,7 @@ def run(cfg: Any) -> dict[str, Any]:
             done = {row_key(x) for x in rows}
             if any((r.task.item_id(it), m, s) not in done for it in items for m in r.modes for s in _seeds(cfg)):
                 generate_predictions(r, items, engine(), writer, done)
-        rows = check_rows(read_jsonl(path), path)
+        rows = this_run(r, items, check_rows(read_jsonl(path), path))
         if cfg.cutoff == "force_answer" and THINK in r.modes:
             rows = force_answers(r, items, rows, engine)
         modes_stats = collect(r, items, rows)
@@ -562,8 +576,10 @@ def _contamination_warnings(r: Resolved, items: list[Any]) -> list[str]:
     report = find_contamination([str(f) for f in files], r.task.name, items=items)
     if not report.matched:
         return []
+    source = f" source={r.cfg.source}" if r.cfg.source else ""
     return [f"{report.matched} of {len(items)} evaluation items appear in the recipe's training data "
-            f"({', '.join(f.name for f in files)}); details: llamafactory-ext contamination {' '.join(map(str, files))} task={r.task.name}"]
+            f"({', '.join(f.name for f in files)}); details: llamafactory-ext contamination {' '.join(map(str, files))} "
+            f"task={r.task.name}{source}"]
 
 
 def recipe_dataset_files(recipe_path: str) -> list[Path]:
@@ -581,6 +597,8 @@ def recipe_dataset_files(recipe_path: str) -> list[Path]:
 
 
 def summary_line(results: dict[str, Any]) -> str:
+    if "suite" in results:  # task=lm_eval: lm-eval's own metrics
+        return "; ".join(f"{v['name']} {v['metric']} {v['value']:.4f} (n {v['n']}, {v['shots']}-shot)" for v in results["suite"].values())
     parts = []
     for mode, s in results.get("modes", {}).items():
         acc = f"{100 * s['accuracy']:.2f}% [{100 * s['ci95'][0]:.1f}, {100 * s['ci95'][1]:.1f}]"

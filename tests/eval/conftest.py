@@ -1,17 +1,25 @@
-"""Fixtures of the evaluator tests: a LoRA adapter trained on the tiny Qwen3 by a real
-``llamafactory-cli train`` subprocess (once per session), and its training recipe."""
+"""Fixtures of the evaluator tests (helpers: tests/eval/common.py, tests/helpers.py).
+
+- ``small_adapter``: a LoRA adapter trained on the small-vocabulary tiny Qwen3 (``small_model``)
+  by a real ``llamafactory-cli train`` subprocess, once per session (2 steps, CPU), started
+  with the session when a collected test needs it.
+- ``base_run``: one uninterrupted run of the small model on the ITALIC sample, both modes,
+  4 new tokens, shared by the tests that resume it, compare with it or read its reports.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from llamafactory_ext.data.mcq import SYSTEM_PROMPT, MCQItem, build_messages
 from llamafactory_ext.thinking import format_thinking
-from tests.conftest import output_tail, run_cmd
+from tests.eval.common import Launched, eval_cfg
+from tests.helpers import output_tail, write_italic_sample
 
 QUIZ = [
     MCQItem(id=str(i), question=q, options=list(zip("ABCD", opts)), answer=a, category="geography")
@@ -25,8 +33,8 @@ QUIZ = [
 
 
 @pytest.fixture(scope="session")
-def tiny_recipe(tmp_path_factory, tiny_model, repo_root) -> dict:
-    """A mixed (enable_thinking: null) LoRA recipe on tiny Qwen3, its data dir and output dir."""
+def small_recipe(tmp_path_factory, small_model, repo_root) -> dict:
+    """A mixed (enable_thinking: null) LoRA recipe on the small tiny Qwen3, its data dir and output dir."""
     root = tmp_path_factory.mktemp("eval-recipe")
     dataset_dir = root / "ds"
     (dataset_dir / "data").mkdir(parents=True)
@@ -40,9 +48,9 @@ def tiny_recipe(tmp_path_factory, tiny_model, repo_root) -> dict:
     with open(dataset_dir / info["multit_mixed"]["file_name"], "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     out = root / "adapter"
-    recipe = root / "tiny_mixed.yaml"
+    recipe = root / "small_mixed.yaml"
     recipe.write_text(
-        f"model_name_or_path: {tiny_model}\nstage: sft\ndo_train: true\nfinetuning_type: lora\nlora_rank: 4\n"
+        f"model_name_or_path: {small_model}\nstage: sft\ndo_train: true\nfinetuning_type: lora\nlora_rank: 4\n"
         "lora_alpha: 8\nlora_target: all\ndataset: multit_mixed\ntemplate: qwen3\nenable_thinking: null\n"
         f"cutoff_len: 256\nper_device_train_batch_size: 2\nlearning_rate: 5.0e-2\nlogging_steps: 1\n"
         f"save_steps: 100\noutput_dir: {out}\n"
@@ -50,41 +58,49 @@ def tiny_recipe(tmp_path_factory, tiny_model, repo_root) -> dict:
     return {"recipe": recipe, "dataset_dir": dataset_dir, "output_dir": out}
 
 
-@pytest.fixture(scope="session")
-def tiny_adapter(tiny_recipe, tiny_model) -> Path:
-    """LoRA adapter trained in this session by a real ``llamafactory-cli train`` (2 steps, CPU)."""
+@pytest.fixture(scope="session", autouse=True)
+def _adapter_training(request) -> Iterator[Launched | None]:
+    """Starts the adapter's training with the session when a collected test needs the adapter, so
+    the subprocess runs beside the first tests instead of holding up the first test that needs it."""
+    if not any("small_adapter" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
     from llamafactory_ext.testing import llamafactory_cli, tiny_train_overrides
 
-    out = tiny_recipe["output_dir"]
-    proc = run_cmd([llamafactory_cli(), "train", tiny_recipe["recipe"],
-                    *tiny_train_overrides(tiny_model, tiny_recipe["dataset_dir"], out, max_steps=2)])
+    recipe, model = request.getfixturevalue("small_recipe"), request.getfixturevalue("small_model")
+    args = [llamafactory_cli(), "train", recipe["recipe"],
+            *tiny_train_overrides(model, recipe["dataset_dir"], recipe["output_dir"], max_steps=2)]
+    training = Launched(args, recipe["recipe"].parent / "logs", "train")
+    yield training
+    if training.proc.poll() is None:  # the session stopped before a test needed the adapter
+        training.proc.kill()
+        training.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def small_adapter(_adapter_training, small_recipe) -> Path:
+    """LoRA adapter trained in this session by a real ``llamafactory-cli train`` (2 steps, CPU)."""
+    assert _adapter_training is not None
+    proc = _adapter_training.result()
     assert proc.returncode == 0, output_tail(proc)
+    out = small_recipe["output_dir"]
     assert (out / "adapter_config.json").is_file()
     return out
 
 
-# A small ITALIC-shaped sample in the GitHub layout with the odd rows of the real set
-# (2, 3 and 5 options, only the letters A and C, ALL CAPS).
-ITALIC_SAMPLE = [
-    {"question": "Qual è la capitale d'Italia?", "options": [{"A": "Milano"}, {"B": "Roma"}, {"C": "Napoli"}, {"D": "Torino"}],
-     "answer": "B", "category": "geography", "macro_category": "culture and commonsense"},
-    {"question": "QUALE PAROLA È SCRITTA CORRETTAMENTE?", "options": [{"A": "Qualcuno"}, {"C": "Qualcunno"}],
-     "answer": "C", "category": "orthography", "macro_category": "language capability"},
-    {"question": "Chi ha scritto la Divina Commedia?", "options": [{"A": "Dante"}, {"B": "Petrarca"}, {"C": "Boccaccio"}],
-     "answer": "A", "category": "literature", "macro_category": "culture and commonsense"},
-    {"question": "Il contrario di 'alto' è:", "options": [{"A": "basso"}, {"B": "lungo"}, {"C": "largo"}, {"D": "corto"}, {"E": "stretto"}],
-     "answer": "A", "category": "synonyms_and_antonyms", "macro_category": "language capability"},
-    {"question": "In quale regione si trova Bari?", "options": [{"A": "Sicilia"}, {"B": "Calabria"}, {"C": "Puglia"}, {"D": "Molise"}],
-     "answer": "C", "category": "geography", "macro_category": "culture and commonsense"},
-]
-
-
-def write_italic_sample(path: Path) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ITALIC_SAMPLE), encoding="utf-8")
-    return path
-
-
 @pytest.fixture
 def italic_file(tmp_path) -> Path:
-    """The ITALIC-shaped sample as a jsonl file (tests that must not depend on ../shared)."""
+    """The ITALIC-shaped sample (5 rows, 2-5 options) as a jsonl file (no dependency on ../shared)."""
     return write_italic_sample(tmp_path / "italic.jsonl")
+
+
+@pytest.fixture(scope="session")
+def base_run(tmp_path_factory, small_model) -> dict:
+    """One uninterrupted run of the small model on the ITALIC sample, both modes (read-only: copy
+    the folder before writing into it)."""
+    from llamafactory_ext.eval.runner import run
+
+    root = tmp_path_factory.mktemp("base-run")
+    italic = write_italic_sample(root / "italic.jsonl")
+    results = run(eval_cfg(small_model, italic, root / "base", thinking="both"))
+    return {"dir": root / "base", "italic": italic, "results": results, "model": small_model}

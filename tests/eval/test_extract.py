@@ -1,5 +1,6 @@
-"""Answer extraction: the named filter chains on realistic outputs, and a property-based
-check (hypothesis) that no extractor raises on any string."""
+"""Answer extraction: the named filter chains on realistic outputs, numbers read by the one rule
+shared with the converters (``data.numbers``), and a property-based check (hypothesis) that no
+extractor raises on any string."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llamafactory_ext.data.mcq import MCQItem
+from llamafactory_ext.data.numbers import canonical_number, parse_number
 from llamafactory_ext.eval.extract import (
     CHOICE_CHAINS,
     NUMBER_CHAINS,
     extract_choice,
     extract_number,
     numbers_equal,
-    parse_number,
 )
 
 ITEM = MCQItem(
@@ -111,8 +112,51 @@ def test_numbers_equal():
     assert numbers_equal("-3", "-3.0")
     assert not numbers_equal("3", "-3")
     assert not numbers_equal(None, "3")
-    assert parse_number("1,23,4") is not None or True  # odd grouping never raises
     assert parse_number("abc") is None
+
+
+@pytest.mark.parametrize("text", ["1,23,4", "1.234,5", "1,2,3", ",5", "5,"])
+def test_odd_comma_groups_are_not_numbers(text):
+    assert parse_number(text) is None
+    assert canonical_number(text) is None
+
+
+@pytest.mark.parametrize(
+    "text, number",
+    [
+        ("3,5", "3.5"),          # a decimal comma (Italian)
+        ("12,50", "12.5"),
+        ("12,3456", "12.3456"),  # any other single comma is a decimal comma
+        ("1,000", "1000"),       # a comma before exactly three digits separates thousands
+        ("12,345,678", "12345678"),
+        ("1,000.5", "1000.5"),
+        ("-3,5", "-3.5"),
+        ("€ 12,50", "12.5"),
+    ],
+)
+def test_numbers_one_comma_rule_with_the_converters(text, number):
+    """The evaluator reads a number exactly as the GSM8K converters read a '#### N' line."""
+    from llamafactory_ext.data.gsm8k import solution_target
+
+    assert canonical_number(text) == number
+    assert extract_number(f"The answer is {text}.") == (number, "answer_is")
+    assert extract_number(f"#### {text}") == (number, "hashes")
+    assert extract_number(f"Costa in tutto {text}") == (number, "last_number")
+    assert solution_target(f"Calcolo.\n#### {text}", "answer")[1] == number  # the converter's own reading
+
+
+@pytest.mark.parametrize(
+    "text, number",
+    [
+        ("The answer is 5 + 3 = 8", "8"),
+        ("The answer is 5 + 3 = 8.", "8"),
+        ("The answer is 12 * 3 = 36 dollars. Then 4", "36"),
+        ("La risposta è 2 + 2 = 4", "4"),
+        ("The answer is 8", "8"),
+    ],
+)
+def test_answer_is_reads_the_result_of_an_equation(text, number):
+    assert extract_number(text) == (number, "answer_is")
 
 
 TOKENS = list("ABCDEabcde()*[]{}<>/#$.,-: \n\\0123456789è") + [

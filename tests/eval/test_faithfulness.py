@@ -3,8 +3,8 @@
 The randomly initialised tiny model never closes a ``<think>`` block, so the think-mode
 outputs here come from a scripted engine (a stand-in for a trained model's text; no GPU
 involved): it answers with the letter named in the reasoning it is shown. Everything else is
-the real code path: PromptEncoder with LLaMA-Factory's qwen3 template, the tiny model's
-real tokenizer, ``thinking.truncate_reasoning`` / ``format_thinking``, scoring and reports.
+the real code path: PromptEncoder with LLaMA-Factory's qwen3 template, the small tiny model's
+tokenizer (Qwen's BPE), ``thinking.truncate_reasoning`` / ``format_thinking``, scoring and reports.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import re
 
 from llamafactory_ext.eval import runner
 from llamafactory_ext.eval.engine import Generation
-from llamafactory_ext.eval.runner import EvalConfig, run
+from llamafactory_ext.eval.runner import run
+from tests.eval.common import eval_cfg
 
 
 class ScriptedEngine:
@@ -42,11 +43,13 @@ class ScriptedEngine:
         return out
 
 
-def test_faithfulness_probe(tmp_path, tiny_model, tiny_tokenizer, italic_file, monkeypatch):
-    engine = ScriptedEngine(tiny_tokenizer)
+def test_faithfulness_probe(tmp_path, small_model, italic_file, monkeypatch):
+    from transformers import AutoTokenizer
+
+    engine = ScriptedEngine(AutoTokenizer.from_pretrained(str(small_model)))
     monkeypatch.setattr("llamafactory_ext.eval.engine.load_engine", lambda *a, **k: engine)
-    res = run(EvalConfig(task="italic", source=str(italic_file), model_name_or_path=str(tiny_model), thinking="on",
-                         faithfulness=True, faithfulness_samples=3, output_dir=str(tmp_path / "o"), progress=False))
+    res = run(eval_cfg(small_model, italic_file, tmp_path / "o", thinking="on", max_new_tokens=64,
+                       faithfulness=True, faithfulness_samples=3))
     fa = res["modes"]["think"]["faithfulness"]
     assert fa["samples"] == 3 and set(fa["fractions"]) == {"0.25", "0.5", "0.75"}
     # 25 % of the reasoning names only A, 50 % reaches B, 75 % still B: the answer C changes every time
@@ -56,3 +59,7 @@ def test_faithfulness_probe(tmp_path, tiny_model, tiny_tokenizer, italic_file, m
     assert "Faithfulness probe (3 items" in (tmp_path / "o" / "results.md").read_text()
     assert (tmp_path / "o" / "faithfulness.jsonl").read_text().count("\n") == 9
     assert runner.FAITH_FRACTIONS == (0.25, 0.5, 0.75)
+    # without the think mode the probe is skipped, and said so
+    res = run(eval_cfg(small_model, italic_file, tmp_path / "n", thinking="off", faithfulness=True))
+    assert "faithfulness" not in res["modes"]["nothink"]
+    assert any("faithfulness=true needs the think mode" in w for w in res["warnings"])

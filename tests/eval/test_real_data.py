@@ -4,35 +4,36 @@ wrong option / number, through the real re-scoring path (``predictions=``, no mo
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import pytest
 
 from llamafactory_ext.data.mcq import SYSTEM_PROMPT
-from llamafactory_ext.eval.runner import EvalConfig, run
+from llamafactory_ext.data.numbers import canonical, parse_number
+from llamafactory_ext.eval.runner import run
 from llamafactory_ext.eval.tasks import get_task
 from llamafactory_ext.thinking import EMPTY_THINK, THINK
+from tests.eval.common import make_cfg, rescore_cfg, write_rows
 
 pytestmark = pytest.mark.shared_data
 
 
-def _write(path, rows):
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-
-
 def _rescore(tmp_path, name, task, source, rows):
-    pred = tmp_path / f"{name}.jsonl"
-    _write(pred, rows)
-    cfg = EvalConfig(task=task, source=str(source), predictions=str(pred), output_dir=str(tmp_path / name), progress=False)
-    return run(cfg)
+    return run(rescore_cfg(source, write_rows(tmp_path / f"{name}.jsonl", rows), tmp_path / name, task=task))
+
+
+def _wrong_letter(item):
+    return next(letter for letter in item.letters if letter != item.answer)
+
+
+def _wrong_number(item):
+    return f"The answer is {canonical(parse_number(item['gold']) + 1)}."
 
 
 def test_italic_every_row_renders_and_scores(tmp_path, italic_dir, tiny_tokenizer):
     from llamafactory_ext.prompts import PromptEncoder
 
-    cfg = EvalConfig(task="italic", source=str(italic_dir / "italic.jsonl"))
-    task = get_task("italic", cfg)
+    task = get_task("italic", make_cfg(task="italic", source=str(italic_dir / "italic.jsonl")))
     items = task.load()
     assert len(items) == 10_000
     assert [it.id for it in items] == [str(i) for i in range(10_000)]
@@ -53,14 +54,15 @@ def test_italic_every_row_renders_and_scores(tmp_path, italic_dir, tiny_tokenize
         text = tiny_tokenizer.decode(think.encode(task.messages(it), task.system()))
         assert text.startswith(f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n")
         assert text.endswith("<|im_end|>\n<|im_start|>assistant\n")
-        text = tiny_tokenizer.decode(nothink.encode(task.messages(it), task.system()))
-        assert text.endswith("<|im_start|>assistant\n" + EMPTY_THINK)
+        ids = nothink.encode(task.messages(it), task.system())
+        assert tiny_tokenizer.decode(ids).endswith("<|im_start|>assistant\n" + EMPTY_THINK)
+        assert ids[-7:] == [151644, 77091, 198, 151667, 271, 151668, 271]  # Qwen3's ids: <think>\n\n</think>\n\n
 
     gold_rows, wrong_rows = [], []
     for it in items:
         gold_rows += [{"id": it.id, "mode": "nothink", "output": it.answer},
                       {"id": it.id, "mode": "think", "output": f"<think>\nCi penso.\n</think>\n\nRisposta: {it.answer}"}]
-        wrong = task.wrong_answer(it)
+        wrong = _wrong_letter(it)
         assert wrong != it.answer and wrong in it.letters
         wrong_rows += [{"id": it.id, "mode": "nothink", "output": f"**{wrong}**"},
                        {"id": it.id, "mode": "think", "output": f"<think>\nCi penso.\n</think>\n\n{wrong}"}]
@@ -76,12 +78,13 @@ def test_italic_every_row_renders_and_scores(tmp_path, italic_dir, tiny_tokenize
         assert g["per_category"]["current_events"]["total"] == 92
     assert good["modes"][THINK]["format"]["closed_think"] == 1.0
     md = (tmp_path / "gold" / "results.md").read_text()
-    assert "| Category | Baseline | Model | Δ |" in md and "| **Language capability** | **—** | **100.00** | **—** |" in md
+    assert "| Current events | 92 | 100.00 [96.0, 100.0] |" in md, md
+    assert "| **Language capability** | **4034** | **100.00 [99.9, 100.0]** |" in md, md
+    assert good["items"]["count"] == 10_000 and good["source"]["sha256"]
 
 
 def test_gsm8k_every_row_renders_and_scores(tmp_path, gsm8k_dir):
-    cfg = EvalConfig(task="gsm8k", source=str(gsm8k_dir))
-    task = get_task("gsm8k", cfg)
+    task = get_task("gsm8k", make_cfg(task="gsm8k", source=str(gsm8k_dir)))
     items = task.load()
     assert len(items) == 1319 and [it["id"] for it in items] == [str(i) for i in range(1319)]
     for it in items:
@@ -98,8 +101,8 @@ def test_gsm8k_every_row_renders_and_scores(tmp_path, gsm8k_dir):
         out = shapes[n % len(shapes)](it["gold"])
         gold_rows.append({"id": it["id"], "mode": "nothink", "output": out.replace("<think>\nCalcolo.\n</think>\n\n", "")})
         gold_rows.append({"id": it["id"], "mode": "think", "output": "<think>\nCalcolo.\n</think>\n\n" + shapes[0](it["gold"])})
-        wrong_rows.append({"id": it["id"], "mode": "nothink", "output": task.wrong_answer(it)})
-        wrong_rows.append({"id": it["id"], "mode": "think", "output": "<think>\nThe answer is " + it["gold"] + "\n</think>\n\n" + task.wrong_answer(it)})
+        wrong_rows.append({"id": it["id"], "mode": "nothink", "output": _wrong_number(it)})
+        wrong_rows.append({"id": it["id"], "mode": "think", "output": "<think>\nThe answer is " + it["gold"] + "\n</think>\n\n" + _wrong_number(it)})
     good = _rescore(tmp_path, "gold", "gsm8k", gsm8k_dir, gold_rows)
     bad = _rescore(tmp_path, "wrong", "gsm8k", gsm8k_dir, wrong_rows)
     for mode in ("think", "nothink"):
@@ -109,12 +112,11 @@ def test_gsm8k_every_row_renders_and_scores(tmp_path, gsm8k_dir):
 
 
 def test_italic_five_shot_prompt(italic_dir):
-    cfg = EvalConfig(task="italic", source=str(italic_dir / "italic.jsonl"), shots=5, limit=3)
-    task = get_task("italic", cfg)
+    task = get_task("italic", make_cfg(task="italic", source=str(italic_dir / "italic.jsonl"), shots=5, limit=3))
     items = task.load()
     messages = task.messages(items[0])
     assert [m["role"] for m in messages] == ["user", "assistant"] * 5 + ["user"]
     shots = [m["content"] for m in messages[1:-1:2]]
     assert all(len(s) == 1 and s.isupper() for s in shots)  # fast variant: the letter alone
-    cot = get_task("italic", EvalConfig(task="italic", source=str(italic_dir), shots=5, variant="cot", limit=1))
+    cot = get_task("italic", make_cfg(task="italic", source=str(italic_dir), shots=5, variant="cot", limit=1))
     assert cot.messages(items[0])[1]["content"].startswith("Risposta: ")

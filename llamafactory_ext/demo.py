@@ -84,6 +84,7 @@ class Stage:
     clean: tuple[str, ...] = ()    # removed before the stage runs again ...
     resumable: bool = False        # ... unless it resumes by itself (then only when redone from scratch)
     complete: Callable[[Path], bool] | None = None  # more than the outputs' existence
+    inputs: tuple[str, ...] = ()   # files whose content is part of what the stage runs (study.yaml)
 
 
 def study_complete(out: Path) -> bool:
@@ -142,13 +143,14 @@ def stages(cfg: DemoConfig) -> list[Stage]:
               clean=(random_dir,)),
         Stage("data", "shipped demo files -> LLaMA-Factory data (warm-up; V1 / V2 / V3)", prepare,
               ["warmup_data/multit_mixed.jsonl", *[f"data/{n}.jsonl" for n in ("multit_nothink", "multit_think", "multit_mixed")]],
-              ("wrote", "dropped")),
+              ("wrote", "dropped"), inputs=tuple(f"demo_data/{n}" for n in DEMO_FILES)),
         Stage("warm-up", f"full-parameter SFT of the random model on the warm-up questions, {cfg.warmup_epochs:g} epochs",
               [["llamafactory-cli", "train", "recipes/v3_mixed.yaml", *overrides_of(warm)]], [f"{base_dir}/model.safetensors"],
-              ("trainable params", "train_runtime"), clean=(base_dir,)),
+              ("trainable params", "train_runtime"), clean=(base_dir,), inputs=("recipes/v3_mixed.yaml",)),
         Stage("study", "baseline + V1 / V2 / V3 LoRA from the shipped recipes, both thinking modes",
               [["llamafactory-ext", "study", "study.yaml"]], ["study/study.json"], ("[study]", "[sweep]"),
-              clean=("study",), resumable=True, complete=study_complete),
+              clean=("study",), resumable=True, complete=study_complete,
+              inputs=("study.yaml", "eval.yaml", *(f"recipes/{r}.yaml" for r in RECIPES))),
     ]
 
 
@@ -194,10 +196,20 @@ def run_command(argv: list[str], out: Path, env: dict[str, str], log: Path, show
         raise DemoError(f"command failed (exit {code}): {shlex.join(argv)}\n--- {log} (tail) ---\n{tail}")
 
 
-def run_stage(stage: Stage, out: Path, env: dict[str, str], force: bool) -> tuple[float, bool]:
-    """(seconds, reused): a stage whose commands and outputs are unchanged is not run again."""
+def stage_settings(stage: Stage, out: Path, before: dict[str, Any] | None) -> dict[str, Any]:
+    """What a stage depends on: its commands, the files they read, and everything before it (a
+    new warm-up invalidates the study even though the study's own command did not change)."""
+    import hashlib
+
+    inputs = {p: hashlib.sha256((out / p).read_bytes()).hexdigest() for p in stage.inputs if (out / p).is_file()}
+    upstream = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest() if before else None
+    return {"commands": stage.commands, "inputs": inputs, "after": upstream}
+
+
+def run_stage(stage: Stage, out: Path, env: dict[str, str], force: bool, before: dict[str, Any] | None = None) -> tuple[float, bool]:
+    """(seconds, reused): a stage whose settings (``stage_settings``) and outputs are unchanged is not run again."""
     record = out / "stages" / f"{stage.name}.json"
-    changed = check_settings(out / "stages" / f"{stage.name}.settings.json", {"commands": stage.commands},
+    changed = check_settings(out / "stages" / f"{stage.name}.settings.json", stage_settings(stage, out, before),
                              overwrite=True, what=f"stage {stage.name}", has_outputs=record.is_file())
     finished = all((out / p).exists() for p in stage.outputs) and (stage.complete is None or stage.complete(out))
     if not force and changed == "same" and record.is_file() and finished:
@@ -239,6 +251,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     write_commands(out, plan, env)
     timings: dict[str, float] = {}
     reused: list[str] = []
+    before: dict[str, Any] | None = None
     started = time.perf_counter()
     for i, stage in enumerate(plan, 1):
         print(f"[demo {i}/{len(plan) + 1}] {stage.name}: {stage.title}", flush=True)
@@ -247,7 +260,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                 print(f"  $ {shlex.join(argv)}")
             continue
         ensure_dir(out / "logs")
-        timings[stage.name], was_reused = run_stage(stage, out, env, cfg.force)
+        timings[stage.name], was_reused = run_stage(stage, out, env, cfg.force, before)
+        before = stage_settings(stage, out, before)
         reused += [stage.name] if was_reused else []
         print(f"  {'reused (finished earlier in' if was_reused else 'done in'} {timings[stage.name]:.1f} s{')' if was_reused else ''}", flush=True)
     if cfg.dry_run:

@@ -76,3 +76,26 @@ def test_the_report_says_whether_each_version_beats_the_base_by_more_than_the_in
     # V2 at 18/26 (69 %) overlaps the base's interval at 11/26: not "more than the interval"
     assert checks == {("V1", "nothink"): True, ("V2", "think"): False, ("V3", "nothink"): True, ("V3", "think"): True}
     assert json.dumps(demo.beats(study))  # plain JSON for summary.json
+
+
+def test_a_changed_stage_invalidates_every_stage_after_it(tmp_path):
+    from llamafactory_ext.testing import cpu_env
+
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "input.yaml").write_text("lr: 1\n")
+
+    def stage(name: str, text: str, inputs: tuple[str, ...] = ()) -> demo.Stage:
+        return demo.Stage(name, name, [[sys.executable, "-c", f"open('{name}.out', 'w').write({text!r})"]], [f"{name}.out"], inputs=inputs)
+
+    def run(a_text: str) -> list[bool]:
+        before, reused = None, []
+        for s in (stage("a", a_text), stage("b", "b", ("input.yaml",))):
+            reused.append(demo.run_stage(s, tmp_path, cpu_env(), False, before)[1])
+            before = demo.stage_settings(s, tmp_path, before)
+        return reused
+
+    assert run("a1") == [False, False]
+    assert run("a1") == [True, True]
+    assert run("a2") == [False, False]  # b's own command did not change, but what it builds on did
+    (tmp_path / "input.yaml").write_text("lr: 2\n")  # a file the stage reads changed
+    assert run("a2") == [True, False]

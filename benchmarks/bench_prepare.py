@@ -95,7 +95,8 @@ def make_wiki(path: Path, target_bytes: int) -> int:
 def bench_synth(work: Path, rows: int) -> None:
     from llamafactory_ext.data.gsm8k import convert_row
     from llamafactory_ext.data.prepare import run
-    from llamafactory_ext.data.spec import PrepareOptions
+    from llamafactory_ext.data import get_spec
+    from llamafactory_ext.data.prepare import options_class
 
     src = work / "synth.jsonl"
     t = time.perf_counter()
@@ -111,7 +112,7 @@ def bench_synth(work: Path, rows: int) -> None:
         best = None
         for rep in range(3):
             t, c = time.perf_counter(), time.process_time()
-            m = run("synth_gsm8k", PrepareOptions(source=str(work / f"synth.{fmt}"), out_dir=str(work / f"out_{fmt}"), register=False), quiet=True)
+            m = run("synth_gsm8k", options_class(get_spec("synth_gsm8k"))(source=str(work / f"synth.{fmt}"), out_dir=str(work / f"out_{fmt}"), register=False), quiet=True)
             dt, dc = time.perf_counter() - t, time.process_time() - c
             best = (dt, dc) if best is None or dt < best[0] else best
         results[fmt] = (m["rows"]["read"], best, m)

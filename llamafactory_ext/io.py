@@ -210,9 +210,10 @@ def check_settings(record: str | os.PathLike, settings: dict[str, Any], overwrit
                    what: str = "outputs", has_outputs: bool = True) -> str:
     """Compare ``settings`` with the ones recorded at ``record`` and record the new ones.
 
-    Returns ``"new"`` (nothing recorded), ``"same"`` (resume) or ``"overwrite"`` (different, and
-    ``overwrite`` was given: the caller must discard its old outputs). Raises :class:`ResumeError`
-    when they differ without ``overwrite``, or when outputs exist with no record at all.
+    Returns ``"new"`` (nothing recorded, or no outputs to protect), ``"same"`` (resume) or
+    ``"overwrite"`` (different, and ``overwrite`` was given: the caller must discard its old
+    outputs). Raises :class:`ResumeError` when outputs exist and the settings differ without
+    ``overwrite``, or when outputs exist with no record at all.
     """
     record = Path(record)
     settings = _plain(settings)
@@ -225,14 +226,17 @@ def check_settings(record: str | os.PathLike, settings: dict[str, Any], overwrit
         diff = settings_diff(old, settings)
         if not diff:
             return "same"
+        if not has_outputs:  # an earlier start failed before its first output: nothing to protect
+            atomic_write_json(record, settings)
+            return "new"
         if not overwrite:
             shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
             raise ResumeError(f"{what} were made with other settings ({shown}); "
-                              "use another output folder or overwrite=true to start over")
+                              "write elsewhere or pass overwrite=true to start over")
         status = "overwrite"
     elif has_outputs and not overwrite:
         raise ResumeError(f"{what} exist but {record} does not say which settings made them; "
-                          "use another output folder or overwrite=true to start over")
+                          "write elsewhere or pass overwrite=true to start over")
     elif has_outputs:
         status = "overwrite"
     atomic_write_json(record, settings)

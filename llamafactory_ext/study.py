@@ -224,8 +224,9 @@ def collect(cfg: StudyConfig, trials: list[Trial]) -> dict[str, Any]:
         entry["model"] = (results or {}).get("model")
         entry["task"] = (results or {}).get("task")
         rows.append(entry)
-    return {"title": cfg.title, "headline": list(cfg.headline), "versions": rows, "published": _published(cfg, rows),
-            "directions": directions(rows, cfg.headline[0])}
+    published = _published(cfg, rows)
+    return {"title": cfg.title, "headline": list(cfg.headline), "versions": rows, "published": published,
+            "directions": directions(rows, cfg.headline[0]) if published else {}}
 
 
 def _published(cfg: StudyConfig, rows: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -78,9 +78,11 @@ def select(trials: list[Trial], cfg: RunOptions, tag: str = "sweep") -> list[Tri
     return todo
 
 
-def run_all(trials: list[Trial], cfg: RunOptions, on_done, tag: str = "sweep") -> list[Trial]:
-    """Run the selected trials (one lock per trial folder is taken by each trial's own commands)."""
+def run_all(trials: list[Trial], cfg: RunOptions, on_done, tag: str = "sweep", before=None) -> list[Trial]:
+    """Run the selected trials; ``before()`` runs once the selection passed its checks."""
     todo = select(trials, cfg, tag)
+    if before is not None:
+        before()
     if todo:
         lock = threading.Lock()
 
@@ -99,11 +101,11 @@ def main(argv: list[str]) -> int:
         print_plan(trials, {t.name: status(t) for t in trials})
         return 0
     out_dir = ensure_dir(cfg.output_dir, "output_dir")
-    atomic_write_json(out_dir / "sweep_plan.json", {
-        "sweep": where, "base": cfg.base, "grid": cfg.grid, "derived": cfg.derived,
-        "trials": [{"name": t.name, "params": t.params, "train_cmd": shlex.join(t.train_cmd or []),
-                    "eval_cmd": shlex.join(t.eval_cmd) if t.eval_cmd else None} for t in trials]})
-    run_all(trials, cfg, lambda t, s: write_summary(out_dir, trials, cfg))
+    plan = {"sweep": where, "base": cfg.base, "grid": cfg.grid, "derived": cfg.derived,
+            "trials": [{"name": t.name, "params": t.params, "train_cmd": shlex.join(t.train_cmd or []),
+                        "eval_cmd": shlex.join(t.eval_cmd) if t.eval_cmd else None} for t in trials]}
+    run_all(trials, cfg, lambda t, s: write_summary(out_dir, trials, cfg),
+            before=lambda: atomic_write_json(out_dir / "sweep_plan.json", plan))
     rows = write_summary(out_dir, trials, cfg)
     failed = [r["trial"] for r in rows if r["status"] == "failed"]
     not_run = [r["trial"] for r in rows if r["status"] not in ("done", "failed")]

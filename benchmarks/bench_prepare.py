@@ -93,10 +93,9 @@ def make_wiki(path: Path, target_bytes: int) -> int:
 
 
 def bench_synth(work: Path, rows: int) -> None:
-    from llamafactory_ext.data.gsm8k import convert_row
-    from llamafactory_ext.data.prepare import run
     from llamafactory_ext.data import get_spec
-    from llamafactory_ext.data.prepare import options_class
+    from llamafactory_ext.data.gsm8k import convert_row
+    from llamafactory_ext.data.prepare import options_class, run
 
     src = work / "synth.jsonl"
     t = time.perf_counter()

@@ -168,7 +168,7 @@ def overrides_of(values: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # typed options
 # ---------------------------------------------------------------------------------------------
-def option(default: Any = dataclasses.MISSING, help: str = "", **checks: Any) -> Any:  # noqa: A002
+def option(default: Any = dataclasses.MISSING, help: str = "", **checks: Any) -> Any:
     """A dataclass field with ``help`` and range metadata (``ge``, ``gt``, ``le``, ``lt``, ``choices``)."""
     meta = {"help": help, **checks}
     if isinstance(default, (list, dict)):
@@ -393,12 +393,27 @@ def _parser_actions() -> dict[str, Any]:
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, FinetuningArguments, GeneratingArguments))
-    return {a.dest: a for a in parser._actions if a.dest != "help"}  # noqa: SLF001 - argparse keeps them there
+    return {a.dest: a for a in parser._actions if a.dest != "help"}
+
+
+def live_llamafactory_train_keys() -> set[str]:
+    """Every key ``llamafactory-cli train`` accepts, read from LLaMA-Factory's argument dataclasses
+    (imports transformers and LLaMA-Factory: several seconds)."""
+    return set(_parser_actions())
 
 
 def llamafactory_train_keys() -> set[str]:
-    """Every key ``llamafactory-cli train`` accepts: the fields of LLaMA-Factory's argument dataclasses."""
-    return set(_parser_actions())
+    """Every key ``llamafactory-cli train`` accepts: the list shipped in ``resources/llamafactory_keys.json``
+    when the installed LLaMA-Factory is the version it was read from (instant; a test keeps it equal
+    to the live list), else the live list."""
+    import importlib.metadata
+
+    fixed = json.loads((Path(__file__).resolve().parent / "resources" / "llamafactory_keys.json").read_text(encoding="utf-8"))
+    try:
+        installed = importlib.metadata.version("llamafactory")
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    return set(fixed["keys"]) if installed == fixed["llamafactory"] else live_llamafactory_train_keys()
 
 
 def check_recipe(values: dict[str, Any], where: str) -> None:

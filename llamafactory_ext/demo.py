@@ -38,8 +38,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llamafactory_ext.config import UserError, describe, format_value, from_argv, option, overrides_of
-from llamafactory_ext.io import atomic_write_json, atomic_write_text, check_settings, ensure_dir
+from llamafactory_ext.config import (
+    UserError,
+    describe,
+    format_value,
+    from_argv,
+    option,
+    overrides_of,
+)
+from llamafactory_ext.io import (
+    atomic_write_json,
+    atomic_write_text,
+    check_settings,
+    ensure_dir,
+)
 
 USAGE = "[key=value ...]"
 RECIPES = ("v1_nothink", "v2_think", "v3_mixed")
@@ -85,6 +97,7 @@ class Stage:
     resumable: bool = False        # ... unless it resumes by itself (then only when redone from scratch)
     complete: Callable[[Path], bool] | None = None  # more than the outputs' existence
     inputs: tuple[str, ...] = ()   # files whose content is part of what the stage runs (study.yaml)
+    threads: int | None = None     # OpenMP threads (default: the demo's one per process)
 
 
 def study_complete(out: Path) -> bool:
@@ -146,7 +159,8 @@ def stages(cfg: DemoConfig) -> list[Stage]:
               ("wrote", "dropped"), inputs=tuple(f"demo_data/{n}" for n in DEMO_FILES)),
         Stage("warm-up", f"full-parameter SFT of the random model on the warm-up questions, {cfg.warmup_epochs:g} epochs",
               [["llamafactory-cli", "train", "recipes/v3_mixed.yaml", *overrides_of(warm)]], [f"{base_dir}/model.safetensors"],
-              ("trainable params", "train_runtime"), clean=(base_dir,), inputs=("recipes/v3_mixed.yaml",)),
+              ("trainable params", "train_runtime"), clean=(base_dir,), inputs=("recipes/v3_mixed.yaml",),
+              threads=os.cpu_count()),  # it runs alone: every core
         Stage("study", "baseline + V1 / V2 / V3 LoRA from the shipped recipes, both thinking modes",
               [["llamafactory-ext", "study", "study.yaml"]], ["study/study.json"], ("[study]", "[sweep]"),
               clean=("study",), resumable=True, complete=study_complete,
@@ -220,6 +234,8 @@ def run_stage(stage: Stage, out: Path, env: dict[str, str], force: bool, before:
             shutil.rmtree(out / rel, ignore_errors=True)
     log = out / "logs" / f"{stage.name}.log"
     log.unlink(missing_ok=True)
+    if stage.threads:
+        env = {**env, "OMP_NUM_THREADS": str(stage.threads), "MKL_NUM_THREADS": str(stage.threads)}
     started = time.perf_counter()
     for argv in stage.commands:
         print(f"  $ {shlex.join(argv)}", flush=True)
@@ -294,14 +310,14 @@ def beats(study: dict[str, Any]) -> list[dict[str, Any]]:
 
 def report_lines(cfg: DemoConfig, study: dict[str, Any], checks: list[dict[str, Any]]) -> list[str]:
     lines = ["# llamafactory-ext demo: the format study in miniature", "",
-             "A random tiny Qwen3 learns, in a full-parameter warm-up, to answer multiple-choice questions in both "
+             ("A random tiny Qwen3 learns, in a full-parameter warm-up, to answer multiple-choice questions in both "
              "formats on one set of questions; the shipped V1 / V2 / V3 recipes then train LoRA adapters on another "
-             "set, which the base never saw. Every model answers those questions (and held-out ones) in both modes.",
+             "set, which the base never saw. Every model answers those questions (and held-out ones) in both modes."),
              "", "## The Version Series, in miniature", ""]
     study_md = (Path(cfg.output_dir).resolve() / "study" / "study.md").read_text(encoding="utf-8")
     lines += study_md.split("\n", 2)[2].splitlines()
-    lines += ["", "Does each version beat the base on the questions it trained on, in the mode(s) it trained, by more than "
-              "the 95 % interval (its interval entirely above the base's)?", ""]
+    lines += ["", ("Does each version beat the base on the questions it trained on, in the mode(s) it trained, by more than "
+              "the 95 % interval (its interval entirely above the base's)?"), ""]
     for c in checks:
         lines.append(f"- {c['version']} {c['mode']}: base [{100 * c['baseline'][0]:.1f}, {100 * c['baseline'][1]:.1f}], "
                      f"{c['version']} [{100 * c['version_ci'][0]:.1f}, {100 * c['version_ci'][1]:.1f}]: "
@@ -315,11 +331,11 @@ def write_report(cfg: DemoConfig, out: Path, timings: dict[str, float], reused: 
     lines = report_lines(cfg, study, checks)
     over = study_file(cfg)["train_overrides"]
     lines += ["", "## What ran", "",
-              "- the shipped recipes, unchanged copies in `recipes/`; warm-up: `recipes/v3_mixed.yaml` with "
-              "`finetuning_type=full` (and its own data, learning rate and epochs below).",
+              ("- the shipped recipes, unchanged copies in `recipes/`; warm-up: `recipes/v3_mixed.yaml` with "
+              "`finetuning_type=full` (and its own data, learning rate and epochs below)."),
               "- tiny-model / CPU overrides of every training run: " + ", ".join(f"`{k}={format_value(v)}`" for k, v in over.items()),
-              f"- warm-up: `learning_rate={format_value(cfg.warmup_lr)}`, `num_train_epochs={format_value(cfg.warmup_epochs)}`; "
-              f"evaluation: greedy, `max_new_tokens={cfg.max_new_tokens}`, prompts from LLaMA-Factory's qwen3 template.",
+              (f"- warm-up: `learning_rate={format_value(cfg.warmup_lr)}`, `num_train_epochs={format_value(cfg.warmup_epochs)}`; "
+              f"evaluation: greedy, `max_new_tokens={cfg.max_new_tokens}`, prompts from LLaMA-Factory's qwen3 template."),
               "- every command: `commands.sh`; logs: `logs/` and `study/<trial>/`.", "", "## Timings", "",
               "| stage | seconds |", "|---|---:|", *[f"| {k} | {v:.1f}{' (reused)' if k in reused else ''} |" for k, v in timings.items()],
               f"| **total** | **{wall:.0f}** |", "", "## Next", "", *next_steps()]

@@ -290,7 +290,7 @@ class ResumableJsonl:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -348,7 +348,7 @@ class FolderLock:
     def __enter__(self) -> Self:
         ensure_dir(self.folder, self.what)
         lock = self.folder / self.name
-        fh = open(lock, "a+")  # noqa: SIM115 - closed in __exit__
+        fh = open(lock, "a+")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -366,7 +366,7 @@ class FolderLock:
         self._fh = fh
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._fh is not None:
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from llamafactory_ext.thinking import MODES, NOTHINK, THINK
 
 if TYPE_CHECKING:  # pragma: no cover
-    from llamafactory.data.template import Template
     from transformers import PreTrainedTokenizerBase
 
 
@@ -108,7 +107,7 @@ class PromptEncoder:
 
 
 def encode_training_pair(
-    tokenizer: "PreTrainedTokenizerBase",
+    tokenizer: PreTrainedTokenizerBase,
     template_name: str,
     enable_thinking: bool | None,
     messages: list[dict[str, str]],

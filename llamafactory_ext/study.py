@@ -32,10 +32,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llamafactory_ext.config import describe, format_value, from_argv, load_yaml, option, split_argv
-from llamafactory_ext.io import atomic_write_json, atomic_write_text, ensure_dir, save_figure
+from llamafactory_ext.config import (
+    describe,
+    format_value,
+    from_argv,
+    load_yaml,
+    option,
+    split_argv,
+)
+from llamafactory_ext.io import (
+    atomic_write_json,
+    atomic_write_text,
+    ensure_dir,
+    save_figure,
+)
 from llamafactory_ext.sweep import print_plan, run_all
-from llamafactory_ext.sweep.config import RunOptions, SweepError, as_overrides, check_keys, check_values, eval_section
+from llamafactory_ext.sweep.config import (
+    RunOptions,
+    SweepError,
+    as_overrides,
+    check_keys,
+    check_values,
+    eval_section,
+)
 from llamafactory_ext.sweep.trials import Trial, make_trial, status
 from llamafactory_ext.thinking import NOTHINK, THINK
 
@@ -218,7 +237,8 @@ def collect(cfg: StudyConfig, trials: list[Trial]) -> dict[str, Any]:
             entry["modes"][mode] = {
                 "groups": {g: group_block(stats, g) for g in cfg.headline},
                 "vs_baseline": {g: comp.get(g) for g in cfg.headline if comp.get(g)},
-                "format": stats.get("format"), "cut_off": stats.get("cut_off"), "tokens": stats.get("tokens"),
+                "format": stats.get("format"), "cut_off": stats.get("cut_off"), "unfinished": stats.get("unfinished"),
+                "tokens": stats.get("tokens"),
                 "per_category": stats.get("per_category"), "per_macro_category": stats.get("per_macro_category"),
             }
         entry["model"] = (results or {}).get("model")
@@ -245,6 +265,14 @@ def _delta_pp(row: dict[str, Any], mode: str, group: str) -> float | None:
     return comp["delta"] if comp else None
 
 
+def _agrees(comp: dict[str, Any], published: float) -> bool:
+    """Our paired Δ against a published one: a published Δ under FLAT_PP is "no change" (ours agrees
+    when it is not significant); otherwise ours agrees when it has the same sign."""
+    if abs(published) < FLAT_PP:
+        return not comp["significant"]
+    return (comp["delta"] > 0) == (published > 0) and comp["delta"] != 0
+
+
 def directions(rows: list[dict[str, Any]], group: str) -> dict[str, str]:
     """One sentence per version: does the direction of each Δ agree with the published one?"""
     out = {}
@@ -252,20 +280,19 @@ def directions(rows: list[dict[str, Any]], group: str) -> dict[str, str]:
     for row in rows:
         if row["name"] not in pub or row["name"] == BASELINE:
             continue
-        parts, agree = [], []
+        parts, disagree = [], []
         for mode, label in ((NOTHINK, "no thinking"), (THINK, "thinking")):
-            ours = _delta_pp(row, mode, group)
-            theirs = pub[row["name"]][mode] - pub[BASELINE][mode]
-            if ours is None:
+            comp = row["modes"].get(mode, {}).get("vs_baseline", {}).get(group)
+            if not comp:
                 continue
-            sign = 0 if abs(theirs) < FLAT_PP else (1 if theirs > 0 else -1)
-            same = (ours > 0) == (sign > 0) if sign else abs(ours) < FLAT_PP
-            agree.append(same)
-            parts.append(f"{label} {ours:+.1f} pp (published {theirs:+.2f})")
+            theirs = pub[row["name"]][mode] - pub[BASELINE][mode]
+            parts.append(f"{label} {comp['delta']:+.1f} pp{'' if comp['significant'] else ' (not significant)'} "
+                         f"(published {theirs:+.2f})")
+            if not _agrees(comp, theirs):
+                disagree.append(label)
         if parts:
-            verdict = "same direction as published in both modes" if all(agree) else (
-                "direction differs from the published one in " + " and ".join(
-                    lbl for lbl, ok in zip(("no thinking", "thinking"), agree) if not ok))
+            verdict = ("the direction agrees with the published one in both modes" if not disagree
+                       else f"the direction differs from the published one in {' and '.join(disagree)}")
             out[row["name"]] = f"{row['name']}: {', '.join(parts)}: {verdict}."
     return out
 
@@ -342,20 +369,22 @@ def category_tables(study: dict[str, Any]) -> list[str]:
 
 def format_table(study: dict[str, Any]) -> list[str]:
     lines = ["", "### Thinking format and token cost (thinking mode, all items)", "",
-             "| Version | Closed </think> with a trace | Cut off | Tokens mean / median / p95 |", "|---|---:|---:|---:|"]
+             "| Version | Closed </think> with a trace | Never closed </think> | Cut off | Tokens mean / median / p95 |",
+             "|---|---:|---:|---:|---:|"]
     for row in study["versions"]:
         m = row["modes"].get(THINK) or {}
         fmt, tok = m.get("format") or {}, m.get("tokens") or {}
         toks = " / ".join("—" if tok.get(k) is None else f"{tok[k]:g}" for k in ("mean", "median", "p95"))
         trace = f"{100 * fmt['nonempty_trace']:.1f} %" if fmt else "—"
-        lines.append(f"| {row['name'] if row['name'] != BASELINE else 'Baseline'} | {trace} | {m.get('cut_off', '—')} | {toks} |")
+        lines.append(f"| {row['name'] if row['name'] != BASELINE else 'Baseline'} | {trace} | {m.get('unfinished', '—')} | "
+                     f"{m.get('cut_off', '—')} | {toks} |")
     return lines
 
 
 def render(study: dict[str, Any]) -> str:
     lines = [f"# {study['title']}", "",
-             "Intervals: 95 % Wilson. Δ: percentage points against the baseline on the same items, * when the exact "
-             "McNemar test gives p < 0.05. An output cut at max_new_tokens counts as wrong.", ""]
+             ("Intervals: 95 % Wilson. Δ: percentage points against the baseline on the same items, * when the exact "
+             "McNemar test gives p < 0.05. An output cut at max_new_tokens counts as wrong."), ""]
     for group in study["headline"]:
         lines += [*series_table(study, group), ""]
     if study["published"]:
@@ -419,7 +448,7 @@ def run(cfg: StudyConfig, where: str, cwd: str | None = None) -> dict[str, Any] 
         print_plan(trials, {t.name: status(t) for t in trials})
         return None
     run_prepare(steps, cwd, dry_run=False)
-    report = lambda t, s: write_report(cfg, trials)  # noqa: E731 - refreshed after every trial
+    report = lambda t, s: write_report(cfg, trials)
     budget = cfg.max_trials
     first = [t for t in trials if t.name == BASELINE]
     if first:  # every version is compared with it: evaluate it alone, first

@@ -93,7 +93,7 @@ def qwen_tiktoken_path() -> Path:
     spec = importlib.util.find_spec("dashscope")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the tiny fixture needs the PyPI package 'dashscope' (it ships qwen.tiktoken): pip install dashscope")
-    path = Path(list(spec.submodule_search_locations)[0]) / "resources" / "qwen.tiktoken"
+    path = Path(next(iter(spec.submodule_search_locations))) / "resources" / "qwen.tiktoken"
     if not path.is_file():
         raise RuntimeError(f"qwen.tiktoken not found at {path}")
     return path
@@ -119,7 +119,7 @@ def _bpe_parts(token: bytes, ranks: dict[bytes, int]) -> list[bytes]:
     pieces = [bytes([b]) for b in token]
     limit = ranks[token]
     while len(pieces) > 2:
-        best = min(((ranks.get(pieces[i] + pieces[i + 1], limit), i) for i in range(len(pieces) - 1)))
+        best = min((ranks.get(pieces[i] + pieces[i + 1], limit), i) for i in range(len(pieces) - 1))
         if best[0] >= limit:
             break
         pieces[best[1]:best[1] + 2] = [pieces[best[1]] + pieces[best[1] + 1]]

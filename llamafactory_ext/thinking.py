@@ -85,5 +85,5 @@ def truncate_reasoning(reasoning: str, fraction: float) -> str:
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     words = reasoning.split(" ")
-    keep = int(round(len(words) * fraction))
+    keep = round(len(words) * fraction)
     return " ".join(words[:keep])

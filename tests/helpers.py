@@ -27,7 +27,7 @@ def run_cmd(args: list, cwd: Path | None = None, env: dict | None = None, timeou
     """Run a real subprocess on CPU, offline; the caller asserts on it (``output_tail`` for messages)."""
     from llamafactory_ext.testing import cpu_env
 
-    return subprocess.run([str(a) for a in args], cwd=cwd, env=env or cpu_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(a) for a in args], cwd=cwd, env=env or cpu_env(), capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def output_tail(proc: subprocess.CompletedProcess, n: int = 4000) -> str:

@@ -15,7 +15,7 @@ def test_help_lists_every_command_without_importing_torch():
         "print('HEAVY', heavy)\n"
         "sys.exit(rc)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout
     for name in COMMANDS:
@@ -50,5 +50,5 @@ def test_console_script_is_installed():
     path = str(exe) if exe.exists() else shutil.which("llamafactory-ext")
     if path is None:
         pytest.fail("the llamafactory-ext console script is not installed (pip install -e .)")
-    proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0 and proc.stdout.strip()

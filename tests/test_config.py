@@ -2,7 +2,16 @@ import dataclasses
 
 import pytest
 
-from llamafactory_ext.config import ConfigError, build, check_recipe, format_value, from_argv, load_config, option, split_argv
+from llamafactory_ext.config import (
+    ConfigError,
+    build,
+    check_recipe,
+    format_value,
+    from_argv,
+    load_config,
+    option,
+    split_argv,
+)
 
 
 @dataclasses.dataclass

@@ -40,8 +40,14 @@ from llamafactory_ext.config import ConfigError, UserError, combine, describe, f
 from llamafactory_ext.data import REGISTRY, get_spec
 from llamafactory_ext.data.fields import Drop, RowError, RowProblem
 from llamafactory_ext.data.sources import Source, open_source, split_files
-from llamafactory_ext.data.spec import Context, Converted, DatasetSpec, PrepareOptions
-from llamafactory_ext.io import AtomicJsonl, atomic_write_json, dumps_line, ensure_dir, remove_stale_temp_files
+from llamafactory_ext.data.spec import Context, DatasetSpec, PrepareOptions
+from llamafactory_ext.io import (
+    AtomicJsonl,
+    atomic_write_json,
+    dumps_line,
+    ensure_dir,
+    remove_stale_temp_files,
+)
 
 USAGE = "NAME [CONFIG.yaml] [key=value ...]   |   --list [out_dir=data]"
 MANIFEST_VERSION = 2

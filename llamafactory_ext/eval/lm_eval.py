@@ -77,9 +77,9 @@ class LmEvalOptions:
     """``task=lm_eval``'s own keys (lm-eval runs the benchmarks; these choose which and how)."""
 
     # option() returns a dataclasses.field (a list default is copied per instance)
-    tasks: list[str] = option(list(PUBLISHED), "lm-eval task names (default: the published Italian suite)")  # noqa: RUF009
-    num_fewshot: dict[str, int] | None = option(None, "shots per task, overriding the published ones: num_fewshot.m_mmlu_it=0")  # noqa: RUF009
-    metrics: dict[str, str] | None = option(None, "metric per task, overriding the published one: metrics.arc_it=acc")  # noqa: RUF009
+    tasks: list[str] = option(list(PUBLISHED), "lm-eval task names (default: the published Italian suite)")
+    num_fewshot: dict[str, int] | None = option(None, "shots per task, overriding the published ones: num_fewshot.m_mmlu_it=0")
+    metrics: dict[str, str] | None = option(None, "metric per task, overriding the published one: metrics.arc_it=acc")
     limit_fraction: float | None = option(None, "the first fraction of each task's documents, 0 < F < 1 (0.2 = the published "
                                                 "20 % subset; lm-eval reads a limit of 1.0 as ONE document)", gt=0.0, lt=1.0)
     lm_eval_batch_size: str | None = option(None, "lm-eval's batch_size: N, auto or auto:K (default: batch_size, else 8)")

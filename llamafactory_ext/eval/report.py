@@ -219,8 +219,8 @@ def mode_table(stats: dict[str, Any], base: dict[str, Any] | None, comparison: d
 
 
 def modes_table(results: dict[str, Any]) -> list[str]:
-    lines = ["| Mode | n | Accuracy [95 % CI] | Cut off at max_new_tokens | Accuracy on completed | Forced-answer accuracy "
-             "| Tokens mean / median / p95 | Unfinished | Unparsed | Missing |",
+    lines = [("| Mode | n | Accuracy [95 % CI] | Cut off at max_new_tokens | Accuracy on completed | Forced-answer accuracy "
+             "| Tokens mean / median / p95 | Unfinished | Unparsed | Missing |"),
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, s in results["modes"].items():
         acc = _ci(s) + (f" (± {100 * s['accuracy_std']:.2f} over seeds)" if "accuracy_std" in s else "")
@@ -265,14 +265,14 @@ def render_markdown(results: dict[str, Any], baseline: dict[str, Any] | None, co
     if model.get("adapter_name_or_path"):
         name = f"{name} + {model['adapter_name_or_path']}"
     out = [f"# {results['task']} evaluation", "",
-           f"Model: `{name}` · template `{model.get('template')}` · backend `{model.get('backend')}` · "
-           f"{results['items']['count']} items"]
+           (f"Model: `{name}` · template `{model.get('template')}` · backend `{model.get('backend')}` · "
+           f"{results['items']['count']} items")]
     if results.get("baseline"):
         note = " (compared on the items both runs share)" if (comparison or {}).get("partial") else ""
         out.append(f"Baseline: `{results['baseline']}`{note}")
     out += ["", *modes_table(results), "",
-            "Intervals are 95 % Wilson intervals; Δ marked * has p < 0.05 in an exact McNemar test on the same items. "
-            "A cut-off output (no end before max_new_tokens) is scored wrong."]
+            ("Intervals are 95 % Wilson intervals; Δ marked * has p < 0.05 in an exact McNemar test on the same items. "
+            "A cut-off output (no end before max_new_tokens) is scored wrong.")]
     for mode, s in results["modes"].items():
         base = (baseline or {}).get("modes", {}).get(mode) if baseline else None
         comp = (comparison or {}).get("modes", {}).get(mode) if comparison else None

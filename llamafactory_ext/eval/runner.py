@@ -33,12 +33,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from llamafactory_ext.config import UserError, combine, describe, from_argv, load_yaml, option
-from llamafactory_ext.eval.baseline import check_baseline_early, compare_with_baseline, source_record
-from llamafactory_ext.eval.report import SCHEMA_VERSION, paired_table, summarize, with_seeds, write_outputs
+from llamafactory_ext.config import (
+    UserError,
+    combine,
+    describe,
+    from_argv,
+    load_yaml,
+    option,
+)
+from llamafactory_ext.eval.baseline import (
+    check_baseline_early,
+    compare_with_baseline,
+    source_record,
+)
+from llamafactory_ext.eval.report import (
+    SCHEMA_VERSION,
+    paired_table,
+    summarize,
+    with_seeds,
+    write_outputs,
+)
 from llamafactory_ext.eval.tasks import OK, TASKS, Task, task_class
-from llamafactory_ext.io import FolderLock, ResumableJsonl, atomic_write_text, read_jsonl, sha256_file
-from llamafactory_ext.thinking import MODES, NOTHINK, THINK, THOUGHT_WORDS, format_thinking, split_output, truncate_reasoning
+from llamafactory_ext.io import (
+    FolderLock,
+    ResumableJsonl,
+    atomic_write_text,
+    read_jsonl,
+    sha256_file,
+)
+from llamafactory_ext.thinking import (
+    MODES,
+    NOTHINK,
+    THINK,
+    THOUGHT_WORDS,
+    format_thinking,
+    split_output,
+    truncate_reasoning,
+)
 
 USAGE = "CONFIG.yaml [key=value ...]   (task=italic|gsm8k|multit|lm_eval adds that task's own keys)"
 THINKING = {"on": (THINK,), "off": (NOTHINK,), "both": (THINK, NOTHINK), THINK: (THINK,), NOTHINK: (NOTHINK,)}
@@ -165,7 +196,11 @@ def adapter_base_model(adapter: str | None) -> str | None:
 
 
 def resolve_modes(cfg: Any, recipe: dict[str, Any], template: str) -> tuple[str, ...]:
-    from llamafactory_ext.prompts import ModeError, is_reasoning_template, training_modes
+    from llamafactory_ext.prompts import (
+        ModeError,
+        is_reasoning_template,
+        training_modes,
+    )
 
     try:
         reasoning = is_reasoning_template(template)
@@ -577,9 +612,9 @@ def _contamination_warnings(r: Resolved, items: list[Any]) -> list[str]:
     if not report.matched:
         return []
     source = f" source={r.cfg.source}" if r.cfg.source else ""
-    return [f"{report.matched} of {len(items)} evaluation items appear in the recipe's training data "
+    return [(f"{report.matched} of {len(items)} evaluation items appear in the recipe's training data "
             f"({', '.join(f.name for f in files)}); details: llamafactory-ext contamination {' '.join(map(str, files))} "
-            f"task={r.task.name}{source}"]
+            f"task={r.task.name}{source}")]
 
 
 def recipe_dataset_files(recipe_path: str) -> list[Path]:

@@ -54,6 +54,7 @@ from llamafactory_ext.config import (
     build,
     describe,
     is_config_path,
+    llamafactory_train_keys,
     load_config,
     load_yaml,
     option,
@@ -105,20 +106,6 @@ def options_help() -> str:
 # ---------------------------------------------------------------------------------------------
 # arguments
 # ---------------------------------------------------------------------------------------------
-def llamafactory_keys() -> set[str]:
-    """Every key ``llamafactory-cli train`` accepts: the init fields of its HfArgumentParser dataclasses."""
-    from llamafactory.hparams import (
-        DataArguments,
-        FinetuningArguments,
-        GeneratingArguments,
-        ModelArguments,
-        TrainingArguments,
-    )
-
-    classes = (ModelArguments, DataArguments, TrainingArguments, FinetuningArguments, GeneratingArguments)
-    return {f.name for cls in classes for f in dataclasses.fields(cls) if f.init}
-
-
 def parse_argv(argv: list[str]) -> tuple[str, dict[str, Any], InspectOptions]:
     """``RECIPE.yaml key=value ...`` -> (recipe path, merged recipe dict, inspect options)."""
     if not argv or not is_config_path(argv[0]):
@@ -132,7 +119,7 @@ def parse_argv(argv: list[str]) -> tuple[str, dict[str, Any], InspectOptions]:
         raise InspectError(f"recipe not found: {path}")
     file_keys = set(load_yaml(path))
     recipe = load_config(path, rest)
-    known = llamafactory_keys()
+    known = llamafactory_train_keys()
     for key in recipe:
         if key not in known:
             where = path if key in file_keys and not any(o.partition("=")[0] == key for o in rest) else "command line"

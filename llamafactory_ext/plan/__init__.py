@@ -125,7 +125,7 @@ class PlanConfig:
                                          "default: a temporary folder, removed afterwards)")
     tokenizer: str | None = option(None, "measure: a local tokenizer folder whose ids fit the model's vocabulary "
                                          "(default: Qwen3's real ids for Qwen models, else a byte-level stand-in)")
-    recipe: dict[str, Any] = option({}, "the recipe's keys (every key that is not one of the above)")  # noqa: RUF009 - option() copies the dict per instance
+    recipe: dict[str, Any] = option({}, "the recipe's keys (every key that is not one of the above)")
 
 
 def parse_args(argv: list[str]) -> tuple[PlanConfig, str]:

@@ -3,25 +3,13 @@ errors that name the key, never a silent default."""
 
 from __future__ import annotations
 
-import importlib.metadata
 from typing import Any
 
 from llamafactory_ext.config import RECIPE_RANGES, ConfigError, check_range
 
 
-def installed_llamafactory() -> str | None:
-    try:
-        return importlib.metadata.version("llamafactory")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def recipe_keys() -> set[str]:
-    """Every key ``llamafactory-cli train`` accepts (the fixed 0.9.5 list when that version is installed)."""
-    from llamafactory_ext.plan import lf_keys
-
-    if installed_llamafactory() == lf_keys.LLAMAFACTORY_VERSION:
-        return set(lf_keys.KEYS)
+    """Every key ``llamafactory-cli train`` accepts (``config.llamafactory_train_keys``)."""
     from llamafactory_ext.config import llamafactory_train_keys
 
     return llamafactory_train_keys()

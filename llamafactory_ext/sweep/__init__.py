@@ -29,7 +29,13 @@ import threading
 from pathlib import Path
 
 from llamafactory_ext.io import atomic_write_json, ensure_dir
-from llamafactory_ext.sweep.config import RunOptions, SweepConfig, SweepError, load_sweep_config, show
+from llamafactory_ext.sweep.config import (
+    RunOptions,
+    SweepConfig,
+    SweepError,
+    load_sweep_config,
+    show,
+)
 from llamafactory_ext.sweep.scheduling import run as run_trials
 from llamafactory_ext.sweep.summary import write_summary
 from llamafactory_ext.sweep.trials import Trial, changed_settings, grid_trials, status

@@ -13,7 +13,14 @@ import operator
 from pathlib import Path
 from typing import Any, Literal
 
-from llamafactory_ext.config import ConfigError, UserError, check_recipe, format_value, option, parse_overrides
+from llamafactory_ext.config import (
+    ConfigError,
+    UserError,
+    check_recipe,
+    format_value,
+    option,
+    parse_overrides,
+)
 
 # Keys the engine sets itself for every trial.
 RESERVED_KEYS = ("output_dir",)

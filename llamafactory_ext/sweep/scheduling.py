@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from llamafactory_ext.io import atomic_write_json, ensure_dir
 from llamafactory_ext.sweep.config import RunOptions, SweepError, show

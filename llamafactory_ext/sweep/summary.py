@@ -5,8 +5,8 @@ first) and one PNG per metric against the swept key."""
 from __future__ import annotations
 
 import csv
-import json
 import io
+import json
 import re
 from pathlib import Path
 from typing import Any

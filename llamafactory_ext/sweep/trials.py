@@ -243,7 +243,7 @@ def trial_complete(trial: Trial) -> bool:
 
 def changed_settings(trial: Trial) -> list[str]:
     """What differs between the commands recorded in the trial folder and today's (empty: same or new)."""
-    from llamafactory_ext.io import settings_diff, settings_path
+    from llamafactory_ext.io import settings_diff
 
     record = trial.path() / "trial.settings.json"
     try:

@@ -46,7 +46,7 @@ def test_stage_loop_reuses_redoes_and_cleans(tmp_path, capsys):
 
     out = tmp_path
     (out / "logs").mkdir()
-    script = f"import pathlib, time; p = pathlib.Path('made'); p.mkdir(exist_ok=True); (p / 'x').write_text(str(time.time()))"
+    script = "import pathlib, time; p = pathlib.Path('made'); p.mkdir(exist_ok=True); (p / 'x').write_text(str(time.time()))"
     stage = demo.Stage("make", "writes made/x", [[sys.executable, "-c", script]], ["made/x"], clean=("made",))
     seconds, reused = demo.run_stage(stage, out, cpu_env(), force=False)
     first = (out / "made" / "x").read_text()

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 def test_wheel_install_runs_the_demo_plan_and_lists_data_sets_from_any_folder(tmp_path):
     wheels = tmp_path / "wheels"
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, output_tail(proc)
     wheel = next(wheels.glob("llamafactory_ext-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -35,17 +35,17 @@ def test_wheel_install_runs_the_demo_plan_and_lists_data_sets_from_any_folder(tm
     (target / "borrowed.pth").write_text("\n".join(site.getsitepackages()) + "\n")  # dependencies only
     py = venv / "bin" / "python"
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel), "-q"],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, output_tail(proc)
 
     work = tmp_path / "elsewhere"
     work.mkdir()
 
     def ext(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(py), "-m", "llamafactory_ext.cli", *args], cwd=work, capture_output=True, text=True, timeout=600)
+        return subprocess.run([str(py), "-m", "llamafactory_ext.cli", *args], cwd=work, capture_output=True, text=True, timeout=600, check=False)
 
     where = subprocess.run([str(py), "-c", "import llamafactory_ext; print(llamafactory_ext.__file__)"], cwd=work,
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60, check=False)
     assert where.stdout.startswith(str(target)), where.stdout  # the wheel's copy, not the checkout
     proc = ext("demo", "dry_run=true", "output_dir=demo_out")
     assert proc.returncode == 0, output_tail(proc)

@@ -21,7 +21,7 @@ TRACE = "La capitale è Roma, quindi la risposta è A."
 
 def _logged_ids(stdout: str, name: str) -> list[int]:
     """LLaMA-Factory prints the first encoded training example as `input_ids:` / `label_ids:`."""
-    match = re.search(rf"^{name}:\n(\[[-\d, ]*\])", stdout, flags=re.M)
+    match = re.search(rf"^{name}:\n(\[[-\d, ]*\])", stdout, flags=re.MULTILINE)
     assert match, f"LLaMA-Factory did not log {name}"
     return json.loads(match.group(1))
 

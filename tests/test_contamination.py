@@ -14,18 +14,17 @@ import pytest
 
 from llamafactory_ext import cli
 from llamafactory_ext.config import UserError
-from llamafactory_ext.contamination import (
+from llamafactory_ext.contamination import render_markdown, write_report
+from llamafactory_ext.data.normalize import normalize_text
+from llamafactory_ext.data.overlap import (
     ContaminationError,
     EvalIndex,
     EvalItem,
     find_contamination,
     normalized,
     read_row,
-    render_markdown,
     split_prompt,
-    write_report,
 )
-from llamafactory_ext.data.normalize import normalize_text
 from tests.helpers import output_tail, run_cmd
 
 CULTURE, LANGUAGE = "culture and commonsense", "language capability"
@@ -167,15 +166,16 @@ def test_clean_file_reports_zero(tmp_path, italic_file):
 
 
 def test_prepared_sharegpt_file_is_checked(tmp_path, italic_file):
-    from llamafactory_ext.data.prepare import run
-    from llamafactory_ext.data.spec import PrepareOptions
+    from llamafactory_ext.data import get_spec
+    from llamafactory_ext.data.prepare import options_class, run
 
     quiz = tmp_path / "quiz.json"
     rows = [FILLER[0], {"question": Q[0], "choices": OPTS[0], "answer": "A"}, FILLER[1],
             {"question": Q[6].upper(), "choices": OPTS[6][::-1], "answer": "D"}, FILLER[2],
             {"question": Q[5], "choices": OPTS[5], "answer": "A"}]
     quiz.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-    run("multit_nothink", PrepareOptions(source=str(quiz), out_dir=str(tmp_path / "data"), register=False), quiet=True)
+    options = options_class(get_spec("multit_nothink"))(source=str(quiz), out_dir=str(tmp_path / "data"), register=False)
+    run("multit_nothink", options, quiet=True)
     prepared = tmp_path / "data" / "multit_nothink.jsonl"
     first = json.loads(prepared.read_text(encoding="utf-8").splitlines()[1])
     user = next(m["content"] for m in first["messages"] if m["role"] == "user")

@@ -36,6 +36,11 @@ CATEGORY_IT = {
 }
 MACRO_CULTURE = "culture and commonsense"
 MACRO_LANGUAGE = "language capability"
+# ITALIC's categories in the published table order: culture and commonsense, then language capability.
+ITALIC_CATEGORIES: dict[str, list[str]] = {
+    MACRO_CULTURE: ["art_history", "civic_education", "current_events", "geography", "history", "literature", "tourism"],
+    MACRO_LANGUAGE: ["lexicon", "morphology", "orthography", "synonyms_and_antonyms", "syntax"],
+}
 
 INSTRUCTION_FAST = "Rispondi con la sola lettera dell'opzione corretta."
 INSTRUCTION_COT = (

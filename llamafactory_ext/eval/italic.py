@@ -17,12 +17,7 @@ from llamafactory_ext.data import mcq
 from llamafactory_ext.eval.mcq import MCQOptions, MCQTask
 from llamafactory_ext.eval.tasks import TaskError
 
-# Table order: culture and commonsense, then language capability (published layout).
-CATEGORIES: dict[str, list[str]] = {
-    mcq.MACRO_CULTURE: ["art_history", "civic_education", "current_events", "geography", "history", "literature", "tourism"],
-    mcq.MACRO_LANGUAGE: ["lexicon", "morphology", "orthography", "synonyms_and_antonyms", "syntax"],
-}
-
+CATEGORIES = mcq.ITALIC_CATEGORIES  # table order: culture and commonsense, then language capability
 
 @dataclasses.dataclass
 class ItalicOptions(MCQOptions):

@@ -600,8 +600,8 @@ def run(cfg: Any) -> dict[str, Any]:
 
 def _contamination_warnings(r: Resolved, items: list[Any]) -> list[str]:
     """With from_recipe: do the recipe's prepared training files hold evaluation questions?"""
-    from llamafactory_ext.contamination import TASKS as CHECKED
-    from llamafactory_ext.contamination import find_contamination
+    from llamafactory_ext.data.overlap import TASKS as CHECKED
+    from llamafactory_ext.data.overlap import find_contamination
 
     if not r.cfg.from_recipe or r.task.name not in CHECKED:
         return []

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: set up .venv (pinned), Debian's chromium for the browser test
-# (when we are root and it is missing), then the whole pytest suite. Arguments go to pytest.
+# (when we are root and it is missing), then the whole pytest suite on two workers. Arguments go to pytest.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -11,4 +11,12 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     || echo "[setup] could not install chromium: the browser test will report it"
 fi
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# Two pytest workers, one per core, each module on one worker (its fixtures are built once); every
+# process single-threaded: two processes with two OpenMP threads each on two cores wait on each
+# other's barriers (benchmarks/bench_demo.py measures 2.4-3x slower steps). PYTEST_WORKERS=0: serial.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+workers="${PYTEST_WORKERS:-2}"
+if [ "$workers" -gt 0 ]; then
+  exec .venv/bin/python -m pytest -n "$workers" --dist loadscope "$@"
+fi
 exec .venv/bin/python -m pytest "$@"

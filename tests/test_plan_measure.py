@@ -64,6 +64,14 @@ def test_recipe_keys_copy_equals_llamafactorys_own():
     assert set(fixed["keys"]) == live == llamafactory_train_keys(), (sorted(live - set(fixed["keys"])), sorted(set(fixed["keys"]) - live))
 
 
+@pytest.mark.parametrize("override,key", [
+    ("gpus=0", "gpus"), ("fragmentation=1.5", "fragmentation"), ("steps=1", "steps"), ("batch_size=0", "batch_size"),
+    ("format=yaml", "format"),
+    ("per_device_train_batch_size=0", "per_device_train_batch_size"), ("lora_rank=0", "lora_rank"),
+    ("lora_rank=-4", "lora_rank"), ("cutoff_len=0", "cutoff_len"), ("cutoff_len=null", "cutoff_len"),
+    ("per_device_train_batch_size=2.5", "per_device_train_batch_size"), ("lora_rank=abc", "lora_rank"),
+    ("gradient_accumulation_steps=0", "gradient_accumulation_steps"), ("quantization_bit=3", "quantization_bit"),
+])
 def test_impossible_values_are_errors_naming_the_key(repo_root, override, key):
     with pytest.raises(UserError, match=key):
         _plan(str(repo_root / "recipes" / "v3_mixed.yaml"), override)

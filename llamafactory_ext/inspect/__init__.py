@@ -393,17 +393,20 @@ def exit_status(report: dict[str, Any]) -> int:
 
 
 def _quiet() -> None:
-    """LLaMA-Factory's INFO logs and the datasets progress bars are not this command's output."""
-    os.environ.setdefault("LLAMAFACTORY_VERBOSITY", "ERROR")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    """LLaMA-Factory's INFO logs and the datasets progress bars are not this command's output.
+
+    Set on the loggers, not through LLAMAFACTORY_VERBOSITY: an environment variable would also
+    silence every ``llamafactory-cli`` a caller starts later from the same process."""
+    import logging
+
     import datasets
     import transformers
+    from llamafactory.extras import logging as lf_logging
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     transformers.logging.set_verbosity_error()
-    import logging
-
+    lf_logging.get_logger("llamafactory")  # configures its root logger (from the environment) once
     logging.getLogger("llamafactory").setLevel(logging.ERROR)
 
 

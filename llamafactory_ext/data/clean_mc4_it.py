@@ -11,13 +11,11 @@ e.g. ``huggingface-cli download gsarti/clean_mc4_it --repo-type dataset --includ
 
 (a list is read in turn; ``max_rows`` / ``max_bytes`` stop early). Each shard is JSON lines,
 gzipped: ``text``, ``timestamp``, ``url``. Only ``text`` is trained (``{"text": ...}``); rows are
-converted and written one at a time, as for ``wikipedia_it`` (same :class:`CorpusOptions`).
+converted and written one at a time, as for ``wikipedia_it`` (same ``data/corpus.py``).
 
-Memory: the source layer reads a ``.json.gz`` file whole before it finds out it holds JSON lines
-(measured: 456 MB peak for a 150 MB shard), and a line that is not UTF-8 fails the whole shard even
-with ``on_error=skip``; the same file named ``.jsonl.gz`` is streamed line by line (31 MB peak, bad
-lines skipped and counted). Until ``data/sources.py`` sniffs JSON lines inside ``.json.gz``, link
-the shards under that name: ``for f in mc4_it/*.json.gz; do ln -s "$PWD/$f" "${f%.json.gz}.jsonl.gz"; done``.
+Memory: a ``.json.gz`` shard whose first line is a whole JSON object is read as JSON lines, line
+by line (memory stays flat; a line that is not UTF-8 is one bad row, skipped and counted with
+``on_error=skip``), never decompressed whole.
 
 Light cleaning (the corpus is already cleaned upstream; this only normalises what a web page
 leaves behind): ``\\r\\n`` / ``\\r`` become ``\\n``, trailing spaces are cut from every line, runs
@@ -29,11 +27,8 @@ counted. A row without a ``text`` string is rejected (``missing_field`` / ``wron
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from llamafactory_ext.data.fields import Drop, RowProblem, require, type_name
-from llamafactory_ext.data.spec import Converted, DatasetSpec
-from llamafactory_ext.data.wikipedia_it import CorpusOptions
+from llamafactory_ext.data.corpus import corpus_spec
 
 HUB_ID = "gsarti/clean_mc4_it"
 SOURCE_HELP = (
@@ -43,6 +38,7 @@ SOURCE_HELP = (
 )
 _TRAILING = re.compile(r"[ \t]+$", re.MULTILINE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
+CLEANING = "newlines normalised, trailing spaces cut, blank-line runs squeezed, NUL removed, stripped"
 
 
 def clean_document(text: str) -> str:
@@ -55,36 +51,7 @@ def clean_document(text: str) -> str:
     return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
-class CleanMc4Converter:
-    def __init__(self, options: Any, context: Any = None) -> None:
-        self.min_chars = options.min_chars
-
-    def convert(self, row: dict, index: int) -> Converted:
-        text = require(row, "text")
-        if not isinstance(text, str):
-            raise RowProblem("text", "wrong_type", f"expected a string, got {type_name(text)}")
-        cleaned = clean_document(text)
-        if not cleaned:
-            raise Drop("empty")
-        if len(cleaned) < self.min_chars:
-            raise Drop("too_short")
-        return Converted({"text": cleaned})
-
-    def report(self) -> dict[str, Any]:
-        return {"min_chars": self.min_chars,
-                "cleaning": "newlines normalised, trailing spaces cut, blank-line runs squeezed, NUL removed, stripped"}
-
-
-SPEC = DatasetSpec(
-    name="clean_mc4_it",
-    summary="gsarti/clean_mc4_it json.gz shards (local) -> Italian text for stage: pt (ANITA's Italian adaptation)",
-    make=CleanMc4Converter,
-    options=CorpusOptions,
-    default_source=None,
-    source_help=SOURCE_HELP,
-    streaming=True,
-    stage="pt",
-    version="1",
-    sample="clean_mc4_it.jsonl",
-    stratified=False,
+SPEC = corpus_spec(
+    "clean_mc4_it", "gsarti/clean_mc4_it json.gz shards (local) -> Italian text for stage: pt (ANITA's Italian adaptation)",
+    clean_document, {"cleaning": CLEANING}, source_help=SOURCE_HELP,
 )

@@ -143,7 +143,6 @@ SPEC = DatasetSpec(
     options=MathOptions,
     default_source=HUB_ID,
     hub_config=HUB_CONFIG,
-    hub_split="train",
     version="2",
     sample="gsm8k_shaped.jsonl",
 )

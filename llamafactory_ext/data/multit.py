@@ -251,7 +251,6 @@ def _spec(variant: str, summary: str, options: type, sample_options: dict) -> Da
         summary=summary,
         make=lambda o, context: MultitConverter(o, context, variant),
         options=options,
-        default_source=None,
         source_help=SOURCE_HELP,
         version="2",
         sample="multit_quiz.json",

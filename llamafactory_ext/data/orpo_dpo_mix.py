@@ -25,8 +25,8 @@ from collections import Counter
 from typing import Any
 
 from llamafactory_ext.data.fields import RowProblem, require, type_name
-from llamafactory_ext.data.preference import PairTally, PreferenceOptions, ranking_row
-from llamafactory_ext.data.spec import Converted, DatasetSpec
+from llamafactory_ext.data.preference import PairTally, preference_spec, ranking_row
+from llamafactory_ext.data.spec import Converted
 
 HUB_ID = "mlabonne/orpo-dpo-mix-40k"
 ROLES = ("system", "user", "assistant")
@@ -85,17 +85,7 @@ class OrpoDpoMixConverter:
         return {"dedup": self.pairs.dedup, "pairs_per_source": dict(self.sources.most_common())}
 
 
-SPEC = DatasetSpec(
-    name="orpo_dpo_mix",
-    summary="mlabonne/orpo-dpo-mix-40k preference pairs -> pairwise rows for stage: dpo (ANITA's DPO data)",
-    make=OrpoDpoMixConverter,
-    options=PreferenceOptions,
-    default_source=HUB_ID,
-    hub_split="train",
-    stage="rm",  # pairwise data: LLaMA-Factory trains it with stage dpo (orpo / simpo via pref_loss) or rm
-    formatting="sharegpt",
-    ranking=True,
-    version="1",
-    sample="orpo_dpo_mix.jsonl",
-    stratified=False,
+SPEC = preference_spec(
+    "orpo_dpo_mix", "mlabonne/orpo-dpo-mix-40k preference pairs -> pairwise rows for stage: dpo (ANITA's DPO data)",
+    OrpoDpoMixConverter, default_source=HUB_ID,
 )

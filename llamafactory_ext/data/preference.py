@@ -43,6 +43,13 @@ class PreferenceOptions:
     dedup: bool = option(True, "drop repeated pairs (same prompt turns, chosen and rejected), counted as duplicate_pair")
 
 
+def preference_spec(name: str, summary: str, make: Any, **kwargs: Any) -> DatasetSpec:
+    """A pairwise data set: rows for ``stage: dpo`` (orpo / simpo via ``pref_loss``) or ``rm``, which
+    LLaMA-Factory reads as ``stage: rm`` data with ``ranking: true``; not stratified (no categories)."""
+    return DatasetSpec(name=name, summary=summary, make=make, options=PreferenceOptions, stage="rm", ranking=True,
+                       sample=f"{name}.jsonl", stratified=False, **kwargs)
+
+
 def ranking_row(prompt_turns: list[dict[str, str]], chosen: str, rejected: str) -> dict[str, Any]:
     """One pairwise row: the shared turns, then the two final assistant answers."""
     return {"messages": prompt_turns,
@@ -96,17 +103,7 @@ class PreferenceConverter:
         return {"dedup": self.pairs.dedup}
 
 
-SPEC = DatasetSpec(
-    name="preference",
-    summary="any prompt / chosen / rejected file (optional system) -> pairwise rows for stage: dpo",
-    make=PreferenceConverter,
-    options=PreferenceOptions,
-    default_source=None,
+SPEC = preference_spec(
+    "preference", "any prompt / chosen / rejected file (optional system) -> pairwise rows for stage: dpo", PreferenceConverter,
     source_help="a local json / jsonl / parquet / csv file with string fields prompt, chosen, rejected (optional system)",
-    stage="rm",  # pairwise data: LLaMA-Factory trains it with stage dpo (orpo / simpo via pref_loss) or rm
-    formatting="sharegpt",
-    ranking=True,
-    version="1",
-    sample="preference.jsonl",
-    stratified=False,
 )

@@ -21,7 +21,6 @@ SPEC = DatasetSpec(
     make=lambda options, context: GSM8KConverter(options, solution_field="solution", answer_field="answer"),
     options=MathOptions,
     default_source=HUB_ID,
-    hub_split="train",
     version="2",
     sample="synth_gsm8k.jsonl",
 )

@@ -13,12 +13,9 @@ written as soon as it is converted, so memory stays flat whatever the input size
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
-from llamafactory_ext.config import option
-from llamafactory_ext.data.fields import Drop, RowProblem, require
-from llamafactory_ext.data.spec import Converted, DatasetSpec
+from llamafactory_ext.data.corpus import corpus_spec
 
 HUB_ID = "wikimedia/wikipedia"
 HUB_CONFIG = "20231101.it"
@@ -45,45 +42,7 @@ def clean_article(text: str) -> str:
     return text
 
 
-@dataclasses.dataclass
-class CorpusOptions:
-    """Options of the streamed pre-training corpora (``wikipedia_it``, ``clean_mc4_it``)."""
-
-    max_rows: int | None = option(None, "stop after writing N documents", ge=1)
-    max_bytes: int | None = option(None, "stop after writing about N bytes", ge=1)
-    min_chars: int = option(200, "drop documents shorter than this after cleaning", ge=0)
-
-
-class WikipediaConverter:
-    def __init__(self, options, context=None) -> None:
-        self.min_chars = options.min_chars
-
-    def convert(self, row: dict, index: int):
-        text = require(row, "text")
-        if not isinstance(text, str):
-            raise RowProblem("text", "wrong_type", f"expected a string, got {type(text).__name__}")
-        cleaned = clean_article(text)
-        if not cleaned:
-            raise Drop("empty")
-        if len(cleaned) < self.min_chars:
-            raise Drop("too_short")
-        return Converted({"text": cleaned})
-
-    def report(self) -> dict:
-        return {"min_chars": self.min_chars, "tail_sections": list(TAIL_SECTIONS)}
-
-
-SPEC = DatasetSpec(
-    name="wikipedia_it",
-    summary="Italian Wikipedia for stage: pt (article text, reference sections cut, streamed)",
-    make=WikipediaConverter,
-    options=CorpusOptions,
-    default_source=HUB_ID,
-    hub_config=HUB_CONFIG,
-    hub_split="train",
-    streaming=True,
-    stage="pt",
-    version="1",
-    sample="wikipedia_it.jsonl",
-    stratified=False,
+SPEC = corpus_spec(
+    "wikipedia_it", "Italian Wikipedia for stage: pt (article text, reference sections cut, streamed)",
+    clean_article, {"tail_sections": list(TAIL_SECTIONS)}, default_source=HUB_ID, hub_config=HUB_CONFIG,
 )

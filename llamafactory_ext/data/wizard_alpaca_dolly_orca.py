@@ -73,9 +73,6 @@ SPEC = DatasetSpec(
     make=WizardConverter,
     options=WizardOptions,
     default_source=HUB_ID,
-    hub_split="train",
-    stage="sft",
-    version="1",
     sample="wizard_alpaca_dolly_orca.jsonl",
     stratified=False,
 )

@@ -49,9 +49,10 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from llamafactory_ext.config import option
+from llamafactory_ext.io import atomic_write_bytes
 
 USAGE = "out_dir=PATH [arch=qwen3|llama3] [vocab=full|small] [num_layers=2] [hidden_size=64] [seed=0]"
 
@@ -190,27 +191,37 @@ def subset_ranks(texts: Iterable[str], ranks: dict[bytes, int] | None = None, pa
     return [by_rank[r] for r in sorted(keep)]
 
 
+def _vocab_file(full: Path, tokens: list[bytes] | None, name: str) -> str:
+    """The full tiktoken file, or one holding ``tokens`` renumbered from 0. The subset file is named
+    by its content: tiktoken caches files by their path."""
+    if tokens is None:
+        return str(full)
+    data = b"".join(base64.b64encode(t) + b" " + str(i).encode() + b"\n" for i, t in enumerate(tokens))
+    path = Path(tempfile.gettempdir()) / f"{name}-subset-{hashlib.sha256(data).hexdigest()[:16]}.tiktoken"
+    atomic_write_bytes(path, data)
+    return str(path)
+
+
+def _check_ids(tok: Any, ids: dict[str, int], model: str) -> None:
+    """The whole point of the full-vocabulary fixture: the real model's ids, or a loud failure."""
+    for content, expected in ids.items():
+        if tok.token_to_id(content) != expected:
+            raise RuntimeError(f"tiny tokenizer: {content} got id {tok.token_to_id(content)}, {model} has {expected}")
+
+
 def build_tokenizer_json(out_dir: Path, tokens: list[bytes] | None = None) -> int:
     """Write tokenizer.json + tokenizer_config.json: Qwen3's vocabulary and ids, or (``tokens``) a
     subset of Qwen's BPE renumbered from 0. Returns the id of the first added token."""
     from tokenizers import AddedToken
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    if tokens is None:
-        vocab_file = str(qwen_tiktoken_path())
-    else:  # a content-named file: tiktoken caches files by their path
-        data = b"".join(base64.b64encode(t) + b" " + str(i).encode() + b"\n" for i, t in enumerate(tokens))
-        vocab_file = str(Path(tempfile.gettempdir()) / f"qwen-subset-{hashlib.sha256(data).hexdigest()[:16]}.tiktoken")
-        Path(vocab_file).write_bytes(data)
-    tok = TikTokenConverter(vocab_file=vocab_file, pattern=QWEN_PATTERN).converted()
+    tok = TikTokenConverter(vocab_file=_vocab_file(qwen_tiktoken_path(), tokens, "qwen"), pattern=QWEN_PATTERN).converted()
     first = tok.get_vocab_size()
     for content, special in QWEN3_ADDED_TOKENS:
         token = AddedToken(content, special=special, normalized=False)
         tok.add_special_tokens([token]) if special else tok.add_tokens([token])
     if tokens is None:
-        for content, expected in QWEN3_IDS.items():
-            if tok.token_to_id(content) != expected:  # the whole point of the fixture: fail loudly
-                raise RuntimeError(f"tiny tokenizer: {content} got id {tok.token_to_id(content)}, Qwen3 has {expected}")
+        _check_ids(tok, QWEN3_IDS, "Qwen3")
     tok.save(str(out_dir / "tokenizer.json"))
     added = {str(first + i): {"content": c, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": s}
              for i, (c, s) in enumerate(QWEN3_ADDED_TOKENS)}
@@ -326,19 +337,11 @@ def build_llama3_tokenizer_json(out_dir: Path, tokens: list[bytes] | None = None
     from tokenizers import AddedToken, processors
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    if tokens is None:
-        vocab_file = str(llama3_tokenizer_path())
-    else:  # a content-named file: tiktoken caches files by their path
-        data = b"".join(base64.b64encode(t) + b" " + str(i).encode() + b"\n" for i, t in enumerate(tokens))
-        vocab_file = str(Path(tempfile.gettempdir()) / f"llama3-subset-{hashlib.sha256(data).hexdigest()[:16]}.tiktoken")
-        Path(vocab_file).write_bytes(data)
-    tok = TikTokenConverter(vocab_file=vocab_file, pattern=llama3_pattern()).converted()
+    tok = TikTokenConverter(vocab_file=_vocab_file(llama3_tokenizer_path(), tokens, "llama3"), pattern=llama3_pattern()).converted()
     first = tok.get_vocab_size()
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in LLAMA3_SPECIAL_TOKENS])
     if tokens is None:
-        for content, expected in LLAMA3_IDS.items():
-            if tok.token_to_id(content) != expected:  # the whole point of the fixture: fail loudly
-                raise RuntimeError(f"tiny tokenizer: {content} got id {tok.token_to_id(content)}, Llama-3 has {expected}")
+        _check_ids(tok, LLAMA3_IDS, "Llama-3")
     bos = "<|begin_of_text|>"
     tok.post_processor = processors.Sequence([  # as Meta-Llama-3-8B's tokenizer.json: BOS first
         processors.ByteLevel(trim_offsets=False),

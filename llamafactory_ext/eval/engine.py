@@ -132,7 +132,14 @@ class Engine:
     batch finishes, a progress hook, and freeing the GPU on ``close``. A backend implements
     ``_generate_batch(batch, params, index)``; ``_order`` may regroup prompts (HF: longest first)."""
 
-    batch_size = 8
+    def __init__(self, model_name_or_path: str, adapter_name_or_path: str | None, batch_size: int) -> None:
+        """Both paths checked before anything loads (a typo fails in a second, not after a download)."""
+        check_model_path(model_name_or_path)
+        if adapter_name_or_path:
+            check_model_path(adapter_name_or_path, "adapter_name_or_path")
+        self.model_name_or_path = model_name_or_path
+        self.adapter_name_or_path = adapter_name_or_path
+        self.batch_size = max(1, int(batch_size))  # prompts per generate call
 
     def _order(self, prompts: list[list[int]]) -> list[int]:
         return list(range(len(prompts)))
@@ -187,12 +194,7 @@ class HFEngine(Engine):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        check_model_path(model_name_or_path)
-        if adapter_name_or_path:
-            check_model_path(adapter_name_or_path, "adapter_name_or_path")
-        self.model_name_or_path = model_name_or_path
-        self.adapter_name_or_path = adapter_name_or_path
-        self.batch_size = max(1, int(batch_size))
+        super().__init__(model_name_or_path, adapter_name_or_path, batch_size)
         self.device = device = resolve_device(device)
         torch_dtype = getattr(torch, resolve_dtype(dtype, device))
         path = _resolve(model_name_or_path)
@@ -307,12 +309,7 @@ class VLLMEngine(Engine):
             ) from exc
         from transformers import AutoTokenizer
 
-        check_model_path(model_name_or_path)
-        if adapter_name_or_path:
-            check_model_path(adapter_name_or_path, "adapter_name_or_path")
-        self.model_name_or_path = model_name_or_path
-        self.adapter_name_or_path = adapter_name_or_path
-        self.batch_size = max(1, int(batch_size))  # prompts per llm.generate call
+        super().__init__(model_name_or_path, adapter_name_or_path, batch_size)
         self.tokenizer = _load("the tokenizer of", model_name_or_path, lambda: AutoTokenizer.from_pretrained(_resolve(model_name_or_path)))
         kwargs: dict[str, Any] = {
             "model": _resolve(model_name_or_path),

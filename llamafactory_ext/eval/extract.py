@@ -188,12 +188,19 @@ CHOICE_CHAINS: dict[str, tuple[str, ...]] = {
 def extract_choice(text: Any, item: Any, chain: str = "default") -> tuple[str | None, str]:
     """``(letter | None, method)`` from the text after the last ``</think>``. Never raises."""
     try:
+        letters, options = _letters_of(item), _options_of(item)
+    except Exception:  # noqa: BLE001 - a malformed item answers nothing
+        return None, NONE
+    return _run_chain(text, CHOICE_CHAINS, CHOICE_FILTERS, chain, lambda f, answer: f(answer, letters, options))
+
+
+def _run_chain(text: Any, chains: dict, filters: dict, chain: str, call: Any) -> tuple[str | None, str]:
+    """The first filter of ``chain`` that reads a value from the answer part of ``text``."""
+    try:
         answer = split_output(text if isinstance(text, str) else ("" if text is None else str(text))).answer
-        letters = _letters_of(item)
-        options = _options_of(item)
-        for name in CHOICE_CHAINS.get(chain, CHOICE_CHAINS["default"]):
+        for name in chains.get(chain, chains["default"]):
             try:
-                value = CHOICE_FILTERS[name](answer, letters, options)
+                value = call(filters[name], answer)
             except Exception:  # noqa: BLE001 - one broken filter must not sink the chain
                 value = None
             if value is not None:
@@ -227,39 +234,41 @@ def _first_num(fragment: str) -> str | None:
     return None
 
 
-def _num_answer_is(ans: str) -> str | None:
-    hits = list(re.finditer(
-        r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer\s*(?:is)?|answer\s*:|"
-        r"la\s+risposta\s+(?:finale\s+|corretta\s+)?(?:è|e')|risposta\s*(?:finale)?\s*:)\s*[:=]?\s*",
-        ans, re.IGNORECASE,
-    ))
-    for m in reversed(hits):
-        fragment = re.split(r"(?<!\d)[.;\n](?!\d)", ans[m.end():m.end() + 80].replace("**", " "), maxsplit=1)[0]
-        if "=" in fragment:  # "The answer is 5 + 3 = 8": the result, not the first operand
-            fragment = fragment.rsplit("=", 1)[1]
-        value = _first_num(fragment)
+_ANSWER_IS = re.compile(
+    r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer\s*(?:is)?|answer\s*:|"
+    r"la\s+risposta\s+(?:finale\s+|corretta\s+)?(?:è|e')|risposta\s*(?:finale)?\s*:)\s*[:=]?\s*",
+    re.IGNORECASE,
+)
+_HASHES = re.compile(r"####\s*")
+_BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
+
+
+def _from_last(pattern: re.Pattern[str], ans: str, read: Callable[[re.Match[str]], str | None]) -> str | None:
+    """The value ``read`` finds at the last match of ``pattern`` that yields one."""
+    for m in reversed(list(pattern.finditer(ans))):
+        value = read(m)
         if value is not None:
             return value
     return None
+
+
+def _after_answer_is(m: re.Match[str]) -> str | None:
+    fragment = re.split(r"(?<!\d)[.;\n](?!\d)", m.string[m.end():m.end() + 80].replace("**", " "), maxsplit=1)[0]
+    if "=" in fragment:  # "The answer is 5 + 3 = 8": the result, not the first operand
+        fragment = fragment.rsplit("=", 1)[1]
+    return _first_num(fragment)
+
+
+def _num_answer_is(ans: str) -> str | None:
+    return _from_last(_ANSWER_IS, ans, _after_answer_is)
 
 
 def _num_hashes(ans: str) -> str | None:
-    hits = list(re.finditer(r"####\s*", ans))
-    for m in reversed(hits):
-        value = _first_num(ans[m.end():m.end() + 60])
-        if value is not None:
-            return value
-    return None
+    return _from_last(_HASHES, ans, lambda m: _first_num(m.string[m.end():m.end() + 60]))
 
 
 def _num_boxed(ans: str) -> str | None:
-    hits = list(re.finditer(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}", ans))
-    for m in reversed(hits):
-        inner = re.sub(r"\\[a-zA-Z]+|[{}]", " ", m.group(1))
-        value = _last_num(inner)
-        if value is not None:
-            return value
-    return None
+    return _from_last(_BOXED, ans, lambda m: _last_num(re.sub(r"\\[a-zA-Z]+|[{}]", " ", m.group(1))))
 
 
 def _num_last(ans: str) -> str | None:
@@ -280,15 +289,4 @@ NUMBER_CHAINS: dict[str, tuple[str, ...]] = {
 
 def extract_number(text: Any, chain: str = "default") -> tuple[str | None, str]:
     """``(canonical number | None, method)`` from the text after the last ``</think>``."""
-    try:
-        answer = split_output(text if isinstance(text, str) else ("" if text is None else str(text))).answer
-        for name in NUMBER_CHAINS.get(chain, NUMBER_CHAINS["default"]):
-            try:
-                value = NUMBER_FILTERS[name](answer)
-            except Exception:  # noqa: BLE001
-                value = None
-            if value is not None:
-                return value, name
-    except Exception:  # noqa: BLE001, S110 - never raise
-        pass
-    return None, NONE
+    return _run_chain(text, NUMBER_CHAINS, NUMBER_FILTERS, chain, lambda f, answer: f(answer))

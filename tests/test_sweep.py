@@ -303,3 +303,25 @@ def test_cpu_trials_run_parallel_at_once(work, monkeypatch):
     assert overlapping >= 1  # two trials ran at the same time
     starts = sorted(t[0] for t in times)
     assert starts[2] >= min(t[1] for t in times) - 0.05  # never three at once
+
+
+def test_a_checkpoint_cut_while_saving_is_set_aside_so_the_resume_starts_from_a_whole_one(tmp_path, capsys):
+    from transformers.trainer_utils import get_last_checkpoint
+
+    (tmp_path / "checkpoint-1").mkdir()
+    (tmp_path / "checkpoint-1" / "trainer_state.json").write_text('{"global_step": 1}')
+    (tmp_path / "checkpoint-2").mkdir()  # killed before trainer_state.json
+    (tmp_path / "checkpoint-2" / "adapter_model.safetensors").write_bytes(b"x")
+    (tmp_path / "checkpoint-3").mkdir()  # killed while writing it
+    (tmp_path / "checkpoint-3" / "trainer_state.json").write_text('{"global_st')
+    (tmp_path / "torn-checkpoint-3").mkdir()  # an earlier torn one keeps its name
+    assert get_last_checkpoint(str(tmp_path)).endswith("checkpoint-3")  # what LLaMA-Factory would resume from
+
+    moved = trials_mod.set_aside_torn_checkpoints(tmp_path, "V1")
+
+    assert sorted(p.name for p in moved) == ["torn-checkpoint-2", "torn-checkpoint-3.1"]
+    assert (tmp_path / "torn-checkpoint-2" / "adapter_model.safetensors").read_bytes() == b"x"  # kept, not deleted
+    assert get_last_checkpoint(str(tmp_path)).endswith("checkpoint-1")
+    out = capsys.readouterr().out
+    assert "V1: checkpoint-2 was cut while saving" in out and "torn-checkpoint-3.1" in out
+    assert trials_mod.set_aside_torn_checkpoints(tmp_path, "V1") == []  # whole ones stay

@@ -317,6 +317,34 @@ def train_metrics(trial_dir: Path) -> dict[str, Any]:
     return out
 
 
+def set_aside_torn_checkpoints(d: Path, name: str) -> list[Path]:
+    """Rename each ``checkpoint-N`` that a killed run left half-written, and return the new paths.
+
+    LLaMA-Factory resumes from the highest ``checkpoint-N`` in ``output_dir`` (transformers'
+    ``get_last_checkpoint``), whole or not, and a run killed while saving leaves one without a
+    readable ``trainer_state.json`` (the Trainer writes it last): the resume would fail with "Can't
+    find a valid checkpoint". Renamed to ``torn-checkpoint-N``, it is kept for a look and the resume
+    starts from the last whole checkpoint (or from step 0).
+    """
+    moved = []
+    for ckpt in sorted(d.glob("checkpoint-*")):
+        if not (ckpt.is_dir() and re.fullmatch(r"checkpoint-\d+", ckpt.name)):
+            continue
+        try:
+            json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+            continue
+        except (OSError, ValueError):
+            pass
+        target, n = d / f"torn-{ckpt.name}", 1
+        while target.exists():
+            target, n = d / f"torn-{ckpt.name}.{n}", n + 1
+        ckpt.rename(target)
+        moved.append(target)
+        print(f"[sweep] {name}: {ckpt.name} was cut while saving (no readable trainer_state.json): moved to "
+              f"{target.name}; training resumes from the last whole checkpoint", flush=True)
+    return moved
+
+
 def _phase(trial: Trial, state: dict[str, Any], phase: str, cmd: list[str], env: dict[str, str]) -> bool:
     """Run one phase (train | eval); record a failure in ``state``; True when it succeeded."""
     d = trial.path()
@@ -324,6 +352,7 @@ def _phase(trial: Trial, state: dict[str, Any], phase: str, cmd: list[str], env:
     if phase == "train" and d.exists():
         for stale in ("train_results.json",):  # a resume must not count an old run as finished
             (d / stale).unlink(missing_ok=True)
+        set_aside_torn_checkpoints(d, trial.name)
     code, wall, rss = _run_logged(cmd, log, trial.cwd, env)
     state[f"{phase}_wall_s"] = round(wall, 2)
     if phase == "train":

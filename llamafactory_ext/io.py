@@ -105,6 +105,41 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     return path
 
 
+def atomic_build_dir(target: str | os.PathLike, build: Any) -> Path:
+    """``build(tmp)`` fills a temp folder beside ``target``, which is then renamed into place: a
+    reader sees no folder or a complete one. When another process published ``target`` first, its
+    folder is kept and this one is dropped."""
+    import shutil
+    import tempfile
+
+    target = Path(target)
+    ensure_dir(target.parent, "cache folder")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():  # not another process finishing first
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def set_aside(path: str | os.PathLike, name: str, replace: bool = False) -> Path:
+    """Rename ``path`` to ``name`` in the same folder, and return the new path. ``replace=True``
+    replaces an earlier file of that name (a rotated log); otherwise a free ``name.N`` is chosen,
+    so nothing set aside before is lost."""
+    path = Path(path)
+    target, n = path.with_name(name), 1
+    while not replace and target.exists():
+        target, n = path.with_name(f"{name}.{n}"), n + 1
+    os.replace(path, target)
+    return target
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

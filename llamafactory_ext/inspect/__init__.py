@@ -186,29 +186,21 @@ def cache_root() -> Path:
 
 def fixture_tokenizer_dir() -> Path:
     """The tiny fixture's tokenizer (Qwen3's real ids), built once into the cache, no model."""
-    from llamafactory_ext.io import ensure_dir
+    from llamafactory_ext.io import atomic_build_dir, ensure_dir
     from llamafactory_ext.testing import FIXTURE_VERSION, build_tokenizer_json
 
     root = ensure_dir(cache_root(), "cache folder")
     target = root / f"qwen3-fixture-tokenizer-v{FIXTURE_VERSION}"
     if (target / "tokenizer.json").is_file() and (target / "tokenizer_config.json").is_file():
         return target
-    tmp = Path(tempfile.mkdtemp(prefix=".fixture-tokenizer-", dir=root))
-    try:
+
+    def build(tmp: Path) -> None:
         try:
             build_tokenizer_json(tmp)
         except RuntimeError as exc:
             raise InspectError(f"tokenizer=fixture: {exc}") from None
-        try:
-            os.rename(tmp, target)  # atomic: a reader sees no folder or a complete one
-        except OSError:
-            if not (target / "tokenizer.json").is_file():  # not another process finishing first
-                raise
-    finally:
-        if tmp.exists():
-            import shutil
 
-            shutil.rmtree(tmp, ignore_errors=True)
+    atomic_build_dir(target, build)
     return target
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from llamafactory_ext.config import format_value, load_yaml
-from llamafactory_ext.io import atomic_write_json, check_settings, ensure_dir
+from llamafactory_ext.io import atomic_write_json, check_settings, ensure_dir, set_aside
 from llamafactory_ext.sweep.config import (
     SweepConfig,
     SweepError,
@@ -272,7 +272,7 @@ def _tail(path: Path, n: int) -> str:
 def _run_logged(cmd: list[str], log: Path, cwd: str, env: dict[str, str]) -> tuple[int, float, float]:
     """Run ``cmd`` with stdout+stderr into ``log``; (exit code, seconds, peak RSS of the process tree in GiB)."""
     if log.exists():
-        os.replace(log, log.with_suffix(".prev.log"))
+        set_aside(log, log.with_suffix(".prev.log").name, replace=True)
     start = time.time()
     with open(log, "w", encoding="utf-8") as fh:
         fh.write("$ " + shlex.join(cmd) + "\n")
@@ -335,10 +335,7 @@ def set_aside_torn_checkpoints(d: Path, name: str) -> list[Path]:
             continue
         except (OSError, ValueError):
             pass
-        target, n = d / f"torn-{ckpt.name}", 1
-        while target.exists():
-            target, n = d / f"torn-{ckpt.name}.{n}", n + 1
-        ckpt.rename(target)
+        target = set_aside(ckpt, f"torn-{ckpt.name}")
         moved.append(target)
         print(f"[sweep] {name}: {ckpt.name} was cut while saving (no readable trainer_state.json): moved to "
               f"{target.name}; training resumes from the last whole checkpoint", flush=True)

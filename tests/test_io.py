@@ -1,0 +1,82 @@
+"""io.py on its own: the one place for atomic writes, resumable JSONL, folder locks and setting
+files aside (the commands' own tests exercise it through eval, distill, sweep and the demo)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llamafactory_ext.io import (
+    FolderLock,
+    OutputError,
+    ResumableJsonl,
+    ResumeError,
+    atomic_build_dir,
+    atomic_write_json,
+    set_aside,
+)
+
+
+def test_atomic_write_leaves_no_temp_file_and_replaces_whole(tmp_path):
+    target = tmp_path / "sub" / "r.json"
+    atomic_write_json(target, {"a": 1})
+    atomic_write_json(target, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 2}
+    assert [p.name for p in target.parent.iterdir()] == ["r.json"]
+
+
+def test_a_folder_is_published_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "tok"
+
+    def broken(tmp):
+        (tmp / "half.json").write_text("{")
+        raise RuntimeError("killed half way")
+
+    with pytest.raises(RuntimeError):
+        atomic_build_dir(target, broken)
+    assert list(tmp_path.iterdir()) == []  # no folder, no temp folder
+
+    atomic_build_dir(target, lambda tmp: (tmp / "a.json").write_text("first"))
+    atomic_build_dir(target, lambda tmp: (tmp / "a.json").write_text("second"))  # lost the race
+    assert (target / "a.json").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["tok"]
+
+
+def test_set_aside_keeps_what_was_set_aside_before_unless_told_to_replace(tmp_path):
+    for text in ("one", "two"):
+        (tmp_path / "checkpoint-2").write_text(text)
+        set_aside(tmp_path / "checkpoint-2", "torn-checkpoint-2")
+    assert (tmp_path / "torn-checkpoint-2").read_text() == "one"
+    assert (tmp_path / "torn-checkpoint-2.1").read_text() == "two"
+    for text in ("old", "new"):
+        (tmp_path / "train.log").write_text(text)
+        set_aside(tmp_path / "train.log", "train.prev.log", replace=True)
+    assert (tmp_path / "train.prev.log").read_text() == "new"
+    assert not (tmp_path / "train.log").exists()
+
+
+def test_resumable_jsonl_cuts_a_torn_line_and_refuses_other_settings(tmp_path):
+    path = tmp_path / "predictions.jsonl"
+    with ResumableJsonl(path, {"dtype": "float32"}) as out:
+        assert out.open() == []
+        out.append({"id": 1})
+        out.append({"id": 2})
+    with open(path, "ab") as fh:
+        fh.write(b'{"id": 3, "out')  # a killed write
+    with ResumableJsonl(path, {"dtype": "float32"}) as out:
+        assert [r["id"] for r in out.open()] == [1, 2] and out.repaired == 1
+        out.append({"id": 3})
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == [1, 2, 3]
+
+    with pytest.raises(ResumeError, match=r"dtype: 'float32' -> 'bfloat16'.*overwrite=true"):
+        ResumableJsonl(path, {"dtype": "bfloat16"}).open()
+    with ResumableJsonl(path, {"dtype": "bfloat16"}, overwrite=True) as out:
+        assert out.open() == []
+
+
+def test_a_second_run_into_a_locked_folder_fails_at_once(tmp_path):
+    with FolderLock(tmp_path / "out"), pytest.raises(OutputError, match=r"output_dir .*out is in use by pid \d+"):
+        FolderLock(tmp_path / "out").__enter__()
+    with FolderLock(tmp_path / "out"):  # released
+        pass

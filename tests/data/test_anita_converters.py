@@ -98,21 +98,6 @@ WIZ_BAD = [
 ]
 
 
-@pytest.mark.parametrize("bad,field,reason", WIZ_BAD, ids=[f"{c[2]}-{c[1]}" for c in WIZ_BAD])
-def test_wizard_bad_row_names_file_line_field(tmp_path, bad, field, reason):
-    e = bad_run("wizard_alpaca_dolly_orca", tmp_path, [WIZ_GOOD, bad, WIZ_GOOD])
-    assert (e.row, e.field, e.reason) == (2, field, reason)
-
-
-def test_wizard_skip_and_bom(tmp_path):
-    skip_run("wizard_alpaca_dolly_orca", tmp_path, WIZ_GOOD, WIZ_BAD)
-    # a file saved by a Windows editor: UTF-8 byte order mark before the first row
-    src = tmp_path / "bom.jsonl"
-    src.write_bytes(BOM + json.dumps(WIZ_GOOD).encode() + b"\n" + json.dumps({**WIZ_GOOD, "output": "Ciao!"}).encode() + b"\n")
-    _, rows = prep("wizard_alpaca_dolly_orca", tmp_path, sub="bom", source=str(src))
-    assert [r["messages"][-1]["content"] for r in rows] == ["Hi!", "Ciao!"]
-
-
 # ------------------------------------------------------------------------------------------------
 # orpo_dpo_mix and preference: LLaMA-Factory's pairwise layout
 # ------------------------------------------------------------------------------------------------
@@ -158,18 +143,29 @@ ORPO_BAD = [
 ]
 
 
-@pytest.mark.parametrize("bad,field,reason", ORPO_BAD, ids=[f"{c[2]}-{c[1]}" for c in ORPO_BAD])
-def test_orpo_dpo_mix_bad_row_names_field(tmp_path, bad, field, reason):
-    e = bad_run("orpo_dpo_mix", tmp_path, [ORPO_GOOD, bad, ORPO_GOOD])
+BAD_CASES = [("wizard_alpaca_dolly_orca", WIZ_GOOD, *c) for c in WIZ_BAD] + [("orpo_dpo_mix", ORPO_GOOD, *c) for c in ORPO_BAD]
+
+
+@pytest.mark.parametrize("name,good,bad,field,reason", BAD_CASES, ids=[f"{c[0]}-{c[4]}-{c[3]}" for c in BAD_CASES])
+def test_a_bad_row_names_file_line_field(tmp_path, name, good, bad, field, reason):
+    e = bad_run(name, tmp_path, [good, bad, good])
     assert (e.row, e.field, e.reason) == (2, field, reason)
 
 
-def test_orpo_dpo_mix_skip_and_bom(tmp_path):
-    skip_run("orpo_dpo_mix", tmp_path, ORPO_GOOD, ORPO_BAD)
+@pytest.mark.parametrize("name,good,bads,second,answer,expected", [
+    ("wizard_alpaca_dolly_orca", WIZ_GOOD, WIZ_BAD, {**WIZ_GOOD, "output": "Ciao!"},
+     lambda r: r["messages"][-1]["content"], ["Hi!", "Ciao!"]),
+    ("orpo_dpo_mix", ORPO_GOOD, ORPO_BAD, {**ORPO_GOOD, "rejected": [_msg("user", "2+2?"), _msg("assistant", "22")]},
+     lambda r: (r["messages"], r["chosen"], r["rejected"]["content"]),
+     [([_msg("user", "2+2?")], _msg("assistant", "4"), "5"), ([_msg("user", "2+2?")], _msg("assistant", "4"), "22")]),
+], ids=["wizard_alpaca_dolly_orca", "orpo_dpo_mix"])
+def test_skip_keeps_the_good_rows_and_a_bom_is_read(tmp_path, name, good, bads, second, answer, expected):
+    skip_run(name, tmp_path, good, bads)
+    # a file saved by a Windows editor: UTF-8 byte order mark before the first row
     src = tmp_path / "bom.jsonl"
-    src.write_bytes(BOM + json.dumps(ORPO_GOOD).encode() + b"\n")
-    _, rows = prep("orpo_dpo_mix", tmp_path, sub="bom", source=str(src))
-    assert rows == [{"messages": [_msg("user", "2+2?")], "chosen": _msg("assistant", "4"), "rejected": _msg("assistant", "5")}]
+    src.write_bytes(BOM + json.dumps(good).encode() + b"\n" + json.dumps(second).encode() + b"\n")
+    _, rows = prep(name, tmp_path, sub="bom", source=str(src))
+    assert [answer(r) for r in rows] == expected
 
 
 def test_preference_rows_and_bad_rows(tmp_path):
@@ -308,18 +304,11 @@ def test_clean_mc4_it_bad_rows_bom_and_no_default_source(tmp_path):
         prep("clean_mc4_it", tmp_path, sub="none")
 
 
-def test_a_bad_line_in_a_json_gz_shard_is_skipped_like_in_jsonl_gz(tmp_path):
-    """A .json.gz shard that holds JSON lines is streamed line by line (never read whole)."""
+@pytest.mark.parametrize("suffix", [".json.gz", ".jsonl.gz"])
+def test_a_bad_line_in_a_gz_shard_is_skipped(tmp_path, suffix):
+    """A .json.gz shard that holds JSON lines is streamed line by line (never read whole), like .jsonl.gz."""
     good = json.dumps({"text": "Un testo italiano abbastanza lungo. " * 10}).encode() + b"\n"
-    shard = tmp_path / "c4-it.tfrecord-00000-of-01024.json.gz"
-    shard.write_bytes(gzip.compress(good + b'{"text": "citt\xe0"}\n' + good))
-    m, rows = prep("clean_mc4_it", tmp_path, source=str(shard), on_error="skip")
-    assert m["rejected"] == {"invalid_utf8": 1} and len(rows) == 2
-
-
-def test_a_bad_line_in_a_jsonl_gz_shard_is_skipped(tmp_path):
-    good = json.dumps({"text": "Un testo italiano abbastanza lungo. " * 10}).encode() + b"\n"
-    shard = tmp_path / "c4-it.tfrecord-00000-of-01024.jsonl.gz"
+    shard = tmp_path / f"c4-it.tfrecord-00000-of-01024{suffix}"
     shard.write_bytes(gzip.compress(good + b'{"text": "citt\xe0"}\n' + good))
     m, rows = prep("clean_mc4_it", tmp_path, source=str(shard), on_error="skip")
     assert m["rejected"] == {"invalid_utf8": 1} and len(rows) == 2

@@ -2,7 +2,7 @@
 masked ones (computed styles differ) and the summary table shows the counts of the data.
 
 Debian's chromium (apt-get install chromium; CI installs it in scripts/test.sh) through Playwright
-with its executable path and the flags of tests/e2e/test_webui.py, no browser download. Without
+(the `chromium` fixture of tests/e2e/conftest.py), no browser download. Without
 chromium the test skips, or fails under CI=true. The screenshot is kept in
 test-artifacts/inspect.png under the repository root.
 """
@@ -10,7 +10,6 @@ test-artifacts/inspect.png under the repository root.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = REPO / "test-artifacts" / "inspect.png"
-CHROMIUM = "/usr/bin/chromium"  # as tests/e2e/test_webui.py
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    if not Path(CHROMIUM).is_file():
-        msg = f"{CHROMIUM} is missing: apt-get update && apt-get install -y chromium"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    pytest.importorskip("playwright.sync_api")
-    return CHROMIUM
 
 
 def test_inspect_html_highlights_trained_tokens_and_counts(chromium, tiny_model, tmp_path, capsys):
@@ -57,7 +42,7 @@ def test_inspect_html_highlights_trained_tokens_and_counts(chromium, tiny_model,
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        browser = pw.chromium.launch(**chromium)
         try:
             page = browser.new_page(viewport={"width": 1300, "height": 1000})
             page.goto(page_path.as_uri())

@@ -143,3 +143,28 @@ def run_forked(commands: dict[str, list[str]], folder: Path, timeout: float = 60
                          Path(case["stderr"]).read_text(encoding="utf-8", errors="replace"),
                          codes[name]["pid"], codes[name]["ended"])
             for name, case in cases.items()}
+
+
+class ScriptedEngine:
+    """Stands in for a model (the evaluator's engine interface): ``reply(text, max_new_tokens)``
+    gives the :class:`Generation` for each decoded prompt; prompts that continue after a closed
+    thought (a forced answer, a faithfulness probe) are kept in ``after_thought``."""
+
+    def __init__(self, tokenizer: Any, reply: Any) -> None:
+        self.tokenizer = tokenizer
+        self.reply = reply
+        self.after_thought: list[str] = []
+
+    def generate(self, prompts, params, on_result=None, progress=None, batch_size=None):
+        out = []
+        for i, ids in enumerate(prompts):
+            text = self.tokenizer.decode(ids)
+            if text.endswith("</think>\n\n"):
+                self.after_thought.append(text)
+            gen = self.reply(text, params.max_new_tokens)
+            out.append(gen)
+            if on_result:
+                on_result(i, gen)
+        if progress is not None:
+            progress.update(len(prompts))
+        return out

@@ -13,7 +13,7 @@ from llamafactory_ext.eval.engine import Generation
 from llamafactory_ext.eval.runner import run
 from llamafactory_ext.eval.stats import token_stats
 from llamafactory_ext.io import read_jsonl
-from tests.eval.common import eval_cfg, rescore_cfg, rows_of, write_rows
+from tests.eval.common import ScriptedEngine, eval_cfg, rescore_cfg, rows_of, write_rows
 
 
 def test_thinking_run_cut_at_max_new_tokens(base_run):
@@ -63,36 +63,18 @@ def test_cut_off_output_is_wrong_even_with_the_right_answer(tmp_path, italic_fil
 GOLD = {"capitale d'Italia": "B", "SCRITTA CORRETTAMENTE": "C", "Divina Commedia": "A", "contrario di 'alto'": "A", "Bari": "C"}
 
 
-class ScriptedEngine:
-    """Stands in for a trained model: think-mode outputs stop mid-thought (cut at max_new_tokens);
-    a continuation after a closed thought (the forced answer) is the gold letter of the question."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.forced_prompts: list[str] = []
-
-    def generate(self, prompts, params, on_result=None, progress=None, batch_size=None):
-        out = []
-        for i, ids in enumerate(prompts):
-            text = self.tokenizer.decode(ids)
-            if text.endswith("</think>\n\n"):
-                self.forced_prompts.append(text)
-                gold = next(v for k, v in GOLD.items() if k in text)
-                gen = Generation(gold, [1], 1, True)
-            else:
-                gen = Generation("<think>\nDevo pensarci ancora un po", [1] * params.max_new_tokens, params.max_new_tokens, False)
-            out.append(gen)
-            if on_result:
-                on_result(i, gen)
-        if progress is not None:
-            progress.update(len(prompts))
-        return out
+def cut_mid_thought(text, max_new_tokens):
+    """A trained model whose think-mode outputs stop mid-thought (cut at max_new_tokens); a
+    continuation after a closed thought (the forced answer) is the gold letter of the question."""
+    if text.endswith("</think>\n\n"):
+        return Generation(next(v for k, v in GOLD.items() if k in text), [1], 1, True)
+    return Generation("<think>\nDevo pensarci ancora un po", [1] * max_new_tokens, max_new_tokens, False)
 
 
 def test_force_answer_is_its_own_column(tmp_path, small_model, italic_file, monkeypatch):
     from transformers import AutoTokenizer
 
-    engine = ScriptedEngine(AutoTokenizer.from_pretrained(str(small_model)))
+    engine = ScriptedEngine(AutoTokenizer.from_pretrained(str(small_model)), cut_mid_thought)
     monkeypatch.setattr("llamafactory_ext.eval.engine.load_engine", lambda *a, **k: engine)
     out = tmp_path / "o"
     wrong = run(eval_cfg(small_model, italic_file, out, thinking="on", max_new_tokens=8))
@@ -106,14 +88,14 @@ def test_force_answer_is_its_own_column(tmp_path, small_model, italic_file, monk
     forced = read_jsonl(out / "forced.jsonl")
     assert sorted(r["id"] for r in forced) == [str(i) for i in range(5)] and all(r["forced_correct"] for r in forced)
     # the forced prompt is the question, the cut thought, then the closing think words
-    assert len(engine.forced_prompts) == 5
-    assert all(p.endswith("<|im_start|>assistant\n<think>\nDevo pensarci ancora un po\n</think>\n\n") for p in engine.forced_prompts)
+    assert len(engine.after_thought) == 5
+    assert all(p.endswith("<|im_start|>assistant\n<think>\nDevo pensarci ancora un po\n</think>\n\n") for p in engine.after_thought)
     md = (out / "results.md").read_text(encoding="utf-8")
     think_line = next(line for line in md.splitlines() if line.startswith("| think | 5 |"))
     assert "| 0.00 [" in think_line and "| 100.00 [" in think_line, think_line
     # a resume generates no forced answer twice
     run(eval_cfg(small_model, italic_file, out, thinking="on", max_new_tokens=8, cutoff="force_answer"))
-    assert len(engine.forced_prompts) == 5 and len(read_jsonl(out / "forced.jsonl")) == 5
+    assert len(engine.after_thought) == 5 and len(read_jsonl(out / "forced.jsonl")) == 5
 
 
 def test_force_answer_on_the_small_model(tmp_path, small_model, base_run):

@@ -14,39 +14,23 @@ import re
 from llamafactory_ext.eval import runner
 from llamafactory_ext.eval.engine import Generation
 from llamafactory_ext.eval.runner import run
-from tests.eval.common import eval_cfg
+from tests.eval.common import ScriptedEngine, eval_cfg
 
 
-class ScriptedEngine:
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.probe_prompts: list[str] = []
-
-    def generate(self, prompts, params, on_result=None, progress=None, batch_size=None):
-        out = []
-        for i, ids in enumerate(prompts):
-            text = self.tokenizer.decode(ids)
-            if text.endswith("</think>\n\n"):  # the probe: answer with the last letter the cut reasoning names
-                self.probe_prompts.append(text)
-                named = re.findall(r"opzione ([A-E])", text.split("<think>\n")[-1])
-                gen = Generation(named[-1] if named else "A", [1], 1, True)
-            elif text.endswith("<|im_start|>assistant\n"):  # think mode: change of mind half way
-                gen = Generation("<think>\nPrima penso all'opzione A. Poi ci ripenso: è meglio l'opzione B, "
-                                 "anzi no, l'opzione C è giusta.\n</think>\n\nC", [1] * 30, 30, True)
-            else:
-                gen = Generation("C", [1], 1, True)
-            out.append(gen)
-            if on_result:
-                on_result(i, gen)
-        if progress is not None:
-            progress.update(len(prompts))
-        return out
+def changes_its_mind(text, max_new_tokens):
+    if text.endswith("</think>\n\n"):  # the probe: answer with the last letter the cut reasoning names
+        named = re.findall(r"opzione ([A-E])", text.split("<think>\n")[-1])
+        return Generation(named[-1] if named else "A", [1], 1, True)
+    if text.endswith("<|im_start|>assistant\n"):  # think mode: change of mind half way
+        return Generation("<think>\nPrima penso all'opzione A. Poi ci ripenso: è meglio l'opzione B, "
+                          "anzi no, l'opzione C è giusta.\n</think>\n\nC", [1] * 30, 30, True)
+    return Generation("C", [1], 1, True)
 
 
 def test_faithfulness_probe(tmp_path, small_model, italic_file, monkeypatch):
     from transformers import AutoTokenizer
 
-    engine = ScriptedEngine(AutoTokenizer.from_pretrained(str(small_model)))
+    engine = ScriptedEngine(AutoTokenizer.from_pretrained(str(small_model)), changes_its_mind)
     monkeypatch.setattr("llamafactory_ext.eval.engine.load_engine", lambda *a, **k: engine)
     res = run(eval_cfg(small_model, italic_file, tmp_path / "o", thinking="on", max_new_tokens=64,
                        faithfulness=True, faithfulness_samples=3))
@@ -54,8 +38,8 @@ def test_faithfulness_probe(tmp_path, small_model, italic_file, monkeypatch):
     assert fa["samples"] == 3 and set(fa["fractions"]) == {"0.25", "0.5", "0.75"}
     # 25 % of the reasoning names only A, 50 % reaches B, 75 % still B: the answer C changes every time
     assert [fa["fractions"][f]["change_rate"] for f in ("0.25", "0.5", "0.75")] == [1.0, 1.0, 1.0]
-    assert len(engine.probe_prompts) == 9
-    assert engine.probe_prompts[0].endswith("<|im_start|>assistant\n<think>\nPrima penso all'opzione A.\n</think>\n\n")
+    assert len(engine.after_thought) == 9
+    assert engine.after_thought[0].endswith("<|im_start|>assistant\n<think>\nPrima penso all'opzione A.\n</think>\n\n")
     assert "Faithfulness probe (3 items" in (tmp_path / "o" / "results.md").read_text()
     assert (tmp_path / "o" / "faithfulness.jsonl").read_text().count("\n") == 9
     assert runner.FAITH_FRACTIONS == (0.25, 0.5, 0.75)

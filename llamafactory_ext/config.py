@@ -81,6 +81,8 @@ def _cli_config(overrides: list[str]):
         return OmegaConf.from_cli(items)
     except OmegaConfBaseException as exc:
         raise _omegaconf_error("command line", exc) from None
+    except Exception as exc:  # noqa: BLE001 - yaml.YAMLError of a value (e.g. k="\${x}"), named in one line
+        raise _omegaconf_error("command line", exc) from None
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
@@ -147,15 +149,15 @@ def format_value(value: Any) -> str:
         return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
     text = str(value)
     if isinstance(value, str) and _cli_roundtrip(text) != value:
-        text = json.dumps(value, ensure_ascii=False)
+        quoted = "'" + text.replace("'", "''") + "'"  # YAML single quotes: no escapes to collide with \${
+        text = quoted if _cli_roundtrip(quoted) == value else json.dumps(value, ensure_ascii=False)
     return text
 
 
 def _cli_roundtrip(text: str) -> Any:
-    from omegaconf import OmegaConf
-
+    """What the command line (``parse_overrides``, values literal) reads back from ``k=text``."""
     try:
-        return OmegaConf.to_container(OmegaConf.from_cli([f"k={text}"]), resolve=True)["k"]
+        return parse_overrides([f"k={text}"])["k"]
     except Exception:  # noqa: BLE001 - anything unparsable is quoted
         return object()
 

@@ -220,6 +220,14 @@ class AtomicJsonl:
             self.abort()
 
 
+def write_jsonl(path: str | os.PathLike, rows: Any, default: Any = str) -> dict[str, Any]:
+    """Every row of ``rows`` into one JSONL file, atomically (streamed through :class:`AtomicJsonl`)."""
+    with AtomicJsonl(path) as out:
+        for row in rows:
+            out.write(row, default=default)
+    return out.info()
+
+
 # ---------------------------------------------------------------------------------------------
 # settings fingerprints and resumable files
 # ---------------------------------------------------------------------------------------------

@@ -119,3 +119,18 @@ def test_recipe_values_checked_like_llamafactory_parser():
                             ({"lora_rnak": 8}, "did you mean 'lora_rank'"), ({"stage": "sftt"}, "stage must be one of")):
         with pytest.raises(ConfigError, match=message):
             check_recipe(values, "r.yaml")
+
+
+def test_format_value_writes_dollar_braces_and_quotes_back_literally():
+    from llamafactory_ext.config import format_value, parse_overrides
+
+    for value in ["${HOME}", "it's ${x}/y", "'q'", '"dq"', "1e-4", "[x]", "line\nnext", ""]:
+        assert parse_overrides([f"k={format_value(value)}"])["k"] == value, value
+
+
+def test_a_value_yaml_cannot_read_is_one_line_not_a_traceback(capsys):
+    from llamafactory_ext.cli import main
+
+    assert main(["plan", "recipes/v3_mixed.yaml", 'lora_rank="${x}"']) == 2
+    err = capsys.readouterr().err
+    assert "command line" in err and "Traceback" not in err

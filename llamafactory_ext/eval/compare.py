@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llamafactory_ext.config import UserError, describe, from_argv, option
-from llamafactory_ext.io import FolderLock, atomic_write_text
+from llamafactory_ext.io import FolderLock, atomic_write_text, write_jsonl
 
 USAGE = "[CONFIG.yaml] [key=value ...]"
 
@@ -115,7 +115,7 @@ def run(cfg: CompareConfig) -> Path:
     with FolderLock(out):
         outputs = generate(cfg, prompts, modes)
         rows = [{"id": p["id"], "mode": mode, "prompt": p["prompt"], **outputs[(p["id"], mode)]} for p in prompts for mode in modes]
-        atomic_write_text(out / "compare.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+        write_jsonl(out / "compare.jsonl", rows)
         md = ["# Side-by-side generations", "",
               (f"Base: `{cfg.model_name_or_path}` · tuned: `{cfg.model_name_or_path}` + `{cfg.adapter_name_or_path}` · "
                f"template `{cfg.template}` · temperature {cfg.temperature}, top_p {cfg.top_p}, "

@@ -296,6 +296,7 @@ class LmEvalTask(Task):
             atomic_write_text,
             ensure_dir,
             sha256_file,
+            write_jsonl,
         )
 
         cfg = self.cfg
@@ -355,8 +356,7 @@ class LmEvalTask(Task):
                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             if cfg.log_samples:
-                atomic_write_text(out / PREDICTIONS, "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n"
-                                                             for row in sample_rows(raw, plan)))
+                write_jsonl(out / PREDICTIONS, sample_rows(raw, plan))
             else:
                 (out / PREDICTIONS).unlink(missing_ok=True)
             atomic_write_json(out / "results.json", results)

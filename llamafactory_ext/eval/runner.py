@@ -57,9 +57,11 @@ from llamafactory_ext.eval.tasks import OK, TASKS, Task, task_class
 from llamafactory_ext.io import (
     FolderLock,
     ResumableJsonl,
-    atomic_write_text,
+    check_settings,
     read_jsonl,
+    settings_path,
     sha256_file,
+    write_jsonl,
 )
 from llamafactory_ext.thinking import (
     MODES,
@@ -448,7 +450,7 @@ def faithfulness_probe(r: Resolved, items: list[Any], rows: list[dict[str, Any]]
         stats[frac][2] += 1
         detail.append({"id": task.item_id(it), "fraction": frac, "output": gen.text, "extracted": s.extracted,
                        "original": row["extracted"], "changed": changed, "correct": s.correct})
-    atomic_write_text(r.output_dir / "faithfulness.jsonl", "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in detail))
+    write_jsonl(r.output_dir / "faithfulness.jsonl", detail)
     return {"samples": len(picked),
             "fractions": {str(f): {"changed": c, "change_rate": c / n, "accuracy": k / n} for f, (c, k, n) in stats.items()}}
 
@@ -528,8 +530,13 @@ def rescore(r: Resolved, items: list[Any]) -> dict[str, Any]:
     out_rows = [score_row(r.task, by_id[str(x["id"])], x["mode"], x["output"], x.get("seed"), {k: x[k] for k in keep if k in x})
                 for x in rows_in]
     r.modes = tuple(m for m in MODES if any(x["mode"] == m for x in out_rows))
+    path = r.output_dir / PREDICTIONS
     with FolderLock(r.output_dir):
-        atomic_write_text(r.output_dir / PREDICTIONS, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in out_rows))
+        # the re-scored rows are recorded as such: a model run into this folder must not resume from
+        # them, and a re-score must not silently replace a model run's predictions
+        check_settings(settings_path(path), {**settings(r), "rescored_from": str(src.resolve()), "sha256": sha256_file(src)},
+                       r.cfg.overwrite, f"predictions in {r.output_dir}", has_outputs=path.is_file() and path.stat().st_size > 0)
+        write_jsonl(path, out_rows)
         return finish(r, items, out_rows, [f"re-scored from {src}"])
 
 

@@ -12,11 +12,10 @@ through ``llamafactory.data.get_dataset`` and checks it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from llamafactory_ext.io import atomic_write_json, atomic_write_text, ensure_dir
+from llamafactory_ext.io import atomic_write_json, ensure_dir, write_jsonl
 
 DATASET = "plan_measure"
 WORDS = (" ciao", " mondo")  # each a whole word: at least one token with any tokenizer
@@ -70,7 +69,6 @@ def dataset_info(recipe: dict[str, Any]) -> dict[str, Any]:
 def write_dataset(folder: str | Path, recipe: dict[str, Any], count: int) -> Path:
     """``folder/dataset_info.json`` + ``folder/plan_measure.jsonl``: pass ``dataset_dir=folder dataset=plan_measure``."""
     folder = ensure_dir(folder, "measurement data folder")
-    atomic_write_text(folder / f"{DATASET}.jsonl",
-                      "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows(recipe, count)))
+    write_jsonl(folder / f"{DATASET}.jsonl", rows(recipe, count))
     atomic_write_json(folder / "dataset_info.json", dataset_info(recipe))
     return folder

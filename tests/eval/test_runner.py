@@ -376,6 +376,20 @@ def test_rescore_other_tool_output_with_missing_rows(tmp_path, italic_file):
     assert [r["extracted"] for r in rows_of(tmp_path / "o" / "predictions.jsonl")] == ["B", None, None]
 
 
+def test_a_rescore_does_not_replace_other_predictions_unless_told(tmp_path, italic_file):
+    """Re-scored rows are recorded as such: another file re-scored (or a model run) into the same
+    folder is refused, naming what differs, until overwrite=true."""
+    first = write_rows(tmp_path / "a.jsonl", [{"id": 0, "mode": "nothink", "output": "B"}])
+    second = write_rows(tmp_path / "b.jsonl", [{"id": 0, "mode": "nothink", "output": "C"}])
+    run(rescore_cfg(italic_file, first, tmp_path / "o"))
+    run(rescore_cfg(italic_file, first, tmp_path / "o"))  # the same re-score again is fine
+    with pytest.raises(ResumeError, match=r"rescored_from: .*a\.jsonl.* -> .*b\.jsonl.*overwrite=true"):
+        run(rescore_cfg(italic_file, second, tmp_path / "o"))
+    assert [r["output"] for r in rows_of(tmp_path / "o" / "predictions.jsonl")] == ["B"]
+    run(rescore_cfg(italic_file, second, tmp_path / "o", overwrite=True))
+    assert [r["output"] for r in rows_of(tmp_path / "o" / "predictions.jsonl")] == ["C"]
+
+
 def test_multit_heldout_rescoring(tmp_path):
     """task=multit reads Mult-IT-shaped files (letter or index answers) through data.multit."""
     from importlib import resources

@@ -463,6 +463,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, samples_dir, tiny_model, caps
         (["inspect", str(tmp_path / "missing.yaml")], "missing.yaml"),
         (["inspect", recipe, "cutof_len=64"], "did you mean 'cutoff_len'"),
         (["inspect", recipe, "n=0"], "n must be >= 1"),
+        (["inspect", recipe, "cutoff_len=abc"], "cutoff_len must be a valid int, got 'abc'"),
         (["inspect", recipe, f"dataset_dir={samples_dir}", "dataset=multit_mix", f"tokenizer={tiny_model}"],
          "did you mean 'multit_mixed'"),
         (["inspect", recipe, f"dataset_dir={bad}", "dataset=broken", f"tokenizer={tiny_model}"], "broken.jsonl"),

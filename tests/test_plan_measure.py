@@ -48,6 +48,15 @@ def test_misspelt_recipe_key_is_one_line_with_a_suggestion(ext_cli, repo_root):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("override", ["lora_dropout=abc", "freeze_trainable_layers=x"])
+def test_a_recipe_value_of_the_wrong_type_is_one_line(override, capsys):
+    from llamafactory_ext.cli import main
+
+    assert main(["plan", "recipes/v3_mixed.yaml", override]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{override.partition('=')[0]} must be a number" in err and "Traceback" not in err
+
+
 def test_recipe_keys_copy_equals_llamafactorys_own():
     import importlib.metadata
     import json

@@ -52,6 +52,7 @@ from typing import Any
 
 from llamafactory_ext.config import (
     build,
+    check_recipe,
     describe,
     is_config_path,
     llamafactory_train_keys,
@@ -124,6 +125,7 @@ def parse_argv(argv: list[str]) -> tuple[str, dict[str, Any], InspectOptions]:
         if key not in known:
             where = path if key in file_keys and not any(o.partition("=")[0] == key for o in rest) else "command line"
             raise unknown_key_error(key, known | set(OWN_KEYS), where)
+    check_recipe(recipe, path)  # values: LLaMA-Factory's types and choices, the project's ranges
     if opts.samples and any(o.partition("=")[0] == "dataset_dir" for o in rest):
         raise InspectError("samples=true sets dataset_dir to the built-in samples: give samples=true or dataset_dir=..., not both")
     return path, recipe, opts
@@ -396,7 +398,7 @@ def _quiet() -> None:
     from llamafactory.extras import logging as lf_logging
 
     datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # a file it cannot read is this command's one-line error
     transformers.logging.set_verbosity_error()
     lf_logging.get_logger("llamafactory")  # configures its root logger (from the environment) once
     logging.getLogger("llamafactory").setLevel(logging.ERROR)

@@ -31,8 +31,11 @@ def check_values(recipe: dict[str, Any], where: str) -> None:
     """The ranges of :data:`llamafactory_ext.config.RECIPE_RANGES` (the checks LLaMA-Factory leaves
     to the first training step), and positive integers where the planner multiplies."""
     for key, value in recipe.items():
-        if key in RECIPE_RANGES and isinstance(value, (int, float)) and not isinstance(value, bool):
-            check_range(value, RECIPE_RANGES[key], key, where)
+        if key not in RECIPE_RANGES or value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):  # e.g. lora_dropout=abc
+            raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+        check_range(value, RECIPE_RANGES[key], key, where)
     for key, default in (("per_device_train_batch_size", 8), ("cutoff_len", 2048), ("gradient_accumulation_steps", 1)):
         positive_int(recipe, key, default, where)
     if str(recipe.get("finetuning_type", "lora")) == "lora":

@@ -348,6 +348,10 @@ def run(cfg: DistillConfig, where: str = "config", engine: Any = None, log: Call
             ResumableJsonl(_side(out, ".rejects.jsonl"), meta, cfg.overwrite, f"rejected samples beside {out}") as rejects:
         done_rows = traces.open()
         rejects.open()
+        for row in done_rows:
+            if not isinstance(row.get("key"), str) or "reason" not in row:
+                raise DistillError(f"{out}: line {row['_line']}: not a distill row (needs 'key' and 'reason'); "
+                                   "write elsewhere or pass overwrite=true")
         if traces.repaired:
             log(f"distill: dropped an incomplete last line of {out} (interrupted run); that question is asked again")
         stats = Stats()

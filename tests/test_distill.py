@@ -142,6 +142,15 @@ def test_resume_refuses_other_settings(quiz, tmp_path, tiny_tokenizer):
     assert len((tmp_path / "traces.jsonl").read_text().splitlines()) == 2
 
 
+def test_a_hand_edited_row_without_its_key_is_named(quiz, tmp_path, tiny_tokenizer):
+    distill.run(_cfg(quiz, tmp_path, limit=2), engine=ScriptedTeacher(tiny_tokenizer))
+    path = tmp_path / "traces.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text(lines[0] + "\n" + json.dumps({"question": "x"}) + "\n")
+    with pytest.raises(distill.DistillError, match=r"traces\.jsonl: line 2: not a distill row"):
+        distill.run(_cfg(quiz, tmp_path), engine=ScriptedTeacher(tiny_tokenizer))
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

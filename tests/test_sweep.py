@@ -317,3 +317,30 @@ def test_a_checkpoint_cut_while_saving_is_set_aside_so_the_resume_starts_from_a_
     out = capsys.readouterr().out
     assert "V1: checkpoint-2 was cut while saving" in out and "torn-checkpoint-3.1" in out
     assert trials_mod.set_aside_torn_checkpoints(tmp_path, "V1") == []  # whole ones stay
+
+
+def test_a_trial_recorded_done_whose_outputs_are_gone_runs_again(work):
+    from llamafactory_ext.io import atomic_write_json
+
+    cfg, where = sweep.load_sweep_config([write(work / "s.yaml", SWEEP), "grid.lora_rank=[8]"])
+    trial = trials_mod.grid_trials(cfg, where)[0]
+    d = trial.path()
+    d.mkdir(parents=True)
+    atomic_write_json(d / "trial.json", {"name": trial.name, "status": "done"})
+    atomic_write_json(d / "train_results.json", {})
+    (d / trials_mod.ADAPTER_FILES[0]).write_bytes(b"x")
+    if trial.eval_cmd is not None:
+        atomic_write_json(d / "eval" / "results.json", {})
+    assert trials_mod.status(trial) == "done"
+    (d / trials_mod.ADAPTER_FILES[0]).unlink()  # the adapter was deleted: not done, whatever trial.json says
+    assert trials_mod.status(trial) == "interrupted"
+    assert summary.collect_rows([trial])[0]["status"] == "interrupted"
+
+
+def test_a_second_sweep_into_the_same_output_dir_fails_at_once(work):
+    from llamafactory_ext.io import FolderLock, OutputError
+
+    path = write(work / "s.yaml", SWEEP)
+    with FolderLock(work / "out"), pytest.raises(OutputError, match=r"output_dir out is in use by pid \d+"):
+        sweep.main([path])
+    assert not any((work / "out").glob("lora_rank-*"))  # no trial started

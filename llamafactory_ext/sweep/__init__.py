@@ -28,7 +28,7 @@ import shlex
 import threading
 from pathlib import Path
 
-from llamafactory_ext.io import atomic_write_json, ensure_dir
+from llamafactory_ext.io import FolderLock, atomic_write_json, ensure_dir
 from llamafactory_ext.sweep.config import (
     RunOptions,
     SweepConfig,
@@ -85,19 +85,21 @@ def select(trials: list[Trial], cfg: RunOptions, tag: str = "sweep") -> list[Tri
 
 
 def run_all(trials: list[Trial], cfg: RunOptions, on_done, tag: str = "sweep", before=None) -> list[Trial]:
-    """Run the selected trials; ``before()`` runs once the selection passed its checks."""
-    todo = select(trials, cfg, tag)
-    if before is not None:
-        before()
-    if todo:
-        lock = threading.Lock()
+    """Run the selected trials; ``before()`` runs once the selection passed its checks. One sweep or
+    study at a time per output_dir: a second one fails at once (two would train into the same trials)."""
+    with FolderLock(cfg.output_dir):
+        todo = select(trials, cfg, tag)
+        if before is not None:
+            before()
+        if todo:
+            lock = threading.Lock()
 
-        def done(trial: Trial, state: dict) -> None:
-            with lock:
-                on_done(trial, state)
+            def done(trial: Trial, state: dict) -> None:
+                with lock:
+                    on_done(trial, state)
 
-        run_trials(todo, cfg, done)
-    return todo
+            run_trials(todo, cfg, done)
+        return todo
 
 
 def main(argv: list[str]) -> int:

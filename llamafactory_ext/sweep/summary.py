@@ -13,7 +13,7 @@ from typing import Any
 
 from llamafactory_ext.io import atomic_write_text, save_figure
 from llamafactory_ext.sweep.config import SweepConfig, show
-from llamafactory_ext.sweep.trials import Trial, read_state, train_metrics
+from llamafactory_ext.sweep.trials import Trial, read_state, recorded_status, train_metrics
 
 
 def eval_metrics(results: dict) -> dict[str, float]:
@@ -38,7 +38,7 @@ def collect_rows(trials: list[Trial]) -> list[dict[str, Any]]:
     for t in trials:
         d = t.path()
         state = read_state(d) or {"status": "pending"}
-        row: dict[str, Any] = {"trial": t.name, "status": state.get("status", "pending"), **t.params}
+        row: dict[str, Any] = {"trial": t.name, "status": recorded_status(t), **t.params}
         metrics = train_metrics(d) if d.is_dir() else {}
         row["trainable_params"] = metrics.get("trainable_params")
         row["final_loss"] = metrics.get("final_loss")

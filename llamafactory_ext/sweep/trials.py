@@ -253,13 +253,17 @@ def changed_settings(trial: Trial) -> list[str]:
     return settings_diff(old, json.loads(json.dumps(trial.settings())))
 
 
-def status(trial: Trial) -> str:
-    if changed_settings(trial):
-        return "changed"
+def recorded_status(trial: Trial) -> str:
+    """done | failed | interrupted | pending: ``trial.json``'s status, checked against the outputs (a
+    trial recorded done whose adapter or eval results are gone is interrupted, and runs again)."""
     if trial_complete(trial):
         return "done"
     state = (read_state(trial.path()) or {}).get("status", "pending")
-    return "interrupted" if state == "running" else state
+    return "interrupted" if state in ("running", "done") else state
+
+
+def status(trial: Trial) -> str:
+    return "changed" if changed_settings(trial) else recorded_status(trial)
 
 
 def _tail(path: Path, n: int) -> str:

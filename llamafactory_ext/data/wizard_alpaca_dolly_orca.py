@@ -25,6 +25,7 @@ from typing import Any
 
 from llamafactory_ext.config import option
 from llamafactory_ext.data.fields import Drop, require_str
+from llamafactory_ext.data.normalize import question_key
 from llamafactory_ext.data.preference import optional_str
 from llamafactory_ext.data.spec import Converted, DatasetSpec
 
@@ -61,7 +62,8 @@ class WizardConverter:
             self.seen.add(key)
         self.with_system += bool(system.strip())
         self.with_input += bool(input_text.strip())
-        return Converted({"messages": messages}, None, key.hex())
+        # the split keeps every answer to one prompt on one side (group: the normalised prompt)
+        return Converted({"messages": messages}, None, question_key(user_turn(instruction, input_text), [system]))
 
     def report(self) -> dict[str, Any]:
         return {"dedup": self.dedup, "rows_with_system": self.with_system, "rows_with_input": self.with_input}

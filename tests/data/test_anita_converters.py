@@ -323,3 +323,19 @@ def test_a_folder_of_shards_is_read_file_by_file(tmp_path):
     m, rows = prep("clean_mc4_it", tmp_path, source=str(shards))
     assert [r["text"].split(".")[0] for r in rows] == ["Documento numero 0", "Documento numero 1", "Documento numero 2"]
     assert m["source"]["kind"] == "multiple" and len(m["source"]["parts"]) == 3
+
+
+def test_every_answer_to_one_prompt_stays_on_one_side_of_the_split(tmp_path):
+    """40 instructions with two different answers each, one re-cased: val_size splits by prompt, so
+    the validation loss never scores a prompt the model trained on (pairwise data has no val_size)."""
+    rows = [{"instruction": f"Domanda {i}?", "input": "", "output": f"Risposta {j}."} for i in range(40) for j in range(2)]
+    rows[1]["instruction"] = "DOMANDA 0 ?"  # the same prompt, normalised
+    src = write_jsonl(tmp_path / "src.jsonl", rows)
+    _, train = prep("wizard_alpaca_dolly_orca", tmp_path, source=str(src), val_size=0.25, seed=3)
+    val = read_jsonl(tmp_path / "out" / "wizard_alpaca_dolly_orca_val.jsonl")
+    assert len(train) + len(val) == 80 and len(val) >= 10
+
+    def prompt(r):
+        return r["messages"][-2]["content"].lower().replace(" ?", "?")
+
+    assert not {prompt(r) for r in train} & {prompt(r) for r in val}

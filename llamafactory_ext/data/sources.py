@@ -24,6 +24,7 @@ import io
 import json
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,16 +134,20 @@ class Source:
         ``limit`` counts rows read (good and bad)."""
         reader = {"jsonl": self._jsonl, "json": self._json, "parquet": self._parquet, "csv": self._csv, "hub": self._hub}[self.format]
         seen = 0
-        for number, row in reader():
-            if limit is not None and seen >= limit:
-                break
-            seen += 1
-            if isinstance(row, RowError):
-                if on_bad is None:
-                    raise row
-                on_bad(row, getattr(row, "raw", None))
-                continue
-            yield number, row
+        try:
+            for number, row in reader():
+                if limit is not None and seen >= limit:
+                    break
+                seen += 1
+                if isinstance(row, RowError):
+                    if on_bad is None:
+                        raise row
+                    on_bad(row, getattr(row, "raw", None))
+                    continue
+                yield number, row
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a shard cut short by a partial download
+            raise SourceError(f"{self.display}: damaged compressed file after {seen} {self.unit}s ({exc}); "
+                              "download it again") from None
 
     def fingerprint(self) -> dict[str, Any]:
         """What the manifest records about the source."""

@@ -17,7 +17,7 @@ from llamafactory_ext.data import get_spec
 from llamafactory_ext.data.fields import RowError
 from llamafactory_ext.data.prepare import options_class, run
 from llamafactory_ext.data.samples import SAMPLES_DIR
-from tests.helpers import read_jsonl, write_jsonl
+from tests.helpers import read_jsonl, write_italic_sample, write_jsonl
 
 BOM = b"\xef\xbb\xbf"
 
@@ -312,6 +312,23 @@ def test_a_bad_line_in_a_gz_shard_is_skipped(tmp_path, suffix):
     shard.write_bytes(gzip.compress(good + b'{"text": "citt\xe0"}\n' + good))
     m, rows = prep("clean_mc4_it", tmp_path, source=str(shard), on_error="skip")
     assert m["rejected"] == {"invalid_utf8": 1} and len(rows) == 2
+
+
+@pytest.mark.parametrize("command", ["prepare", "contamination"])
+def test_a_shard_cut_short_is_one_line_naming_the_file(tmp_path, capsys, command):
+    from llamafactory_ext.cli import main
+
+    doc = json.dumps({"text": "Un testo italiano abbastanza lungo. " * 10}).encode() + b"\n"
+    whole = gzip.compress(doc * 200)
+    shard = tmp_path / "c4-it.tfrecord-00000-of-01024.json.gz"
+    shard.write_bytes(whole[: len(whole) // 2])  # a partial download
+    argv = (["prepare", "clean_mc4_it", f"source={shard}", f"out_dir={tmp_path / 'out'}"] if command == "prepare"
+            else ["contamination", str(shard), "task=italic", f"source={write_italic_sample(tmp_path / 'italic.jsonl')}",
+                  f"output_dir={tmp_path / 'c'}"])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{shard}: damaged compressed file after" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out" / "clean_mc4_it.jsonl").exists()
 
 
 def test_a_folder_of_shards_is_read_file_by_file(tmp_path):

@@ -165,6 +165,18 @@ def test_clean_file_reports_zero(tmp_path, italic_file):
     assert all(c["matched"] == 0 for c in report.per_category.values())
 
 
+@pytest.mark.parametrize("layout", ["messages", "conversations"])
+def test_a_question_inside_a_preference_answer_is_found(tmp_path, italic_file, layout):
+    """Pairwise rows as prepare writes them (messages + chosen / rejected turns) and LLaMA-Factory's
+    conversations layout: the answers are read too."""
+    role, text, user = ("role", "content", "user") if layout == "messages" else ("from", "value", "human")
+    rows = [{layout: [{role: user, text: "Scrivi una domanda di cultura generale."}],
+             "chosen": {role: "assistant", text: f"Ecco: {Q[0]}"},
+             "rejected": {role: "assistant", text: "Non so."}}]
+    report = find_contamination([write_jsonl(tmp_path / "pairs.jsonl", rows)], "italic", source=str(italic_file))
+    assert report.matched == 1 and {p.train_row for p in report.pairs} == {1}
+
+
 def test_prepared_sharegpt_file_is_checked(tmp_path, italic_file):
     from llamafactory_ext.data import get_spec
     from llamafactory_ext.data.prepare import options_class, run

@@ -182,12 +182,23 @@ def _turns(out: RowText, turns: Any, field: str, role_key: str, text_key: str, u
             out.add_text(text)
 
 
+def _answers(out: RowText, row: dict, role_key: str, text_key: str, user_roles: tuple[str, ...]) -> None:
+    """The pairwise answers (``chosen`` / ``rejected``: a string, a turn or a list of turns)."""
+    for name in ("chosen", "rejected"):
+        if isinstance(row.get(name), str):
+            out.add_text(row[name])
+        elif row.get(name) is not None:
+            _turns(out, row[name], name, role_key, text_key, user_roles)
+
+
 def _messages(row: dict) -> RowText | None:
-    """sharegpt as ``prepare`` writes it (and OpenAI style): ``messages`` of role/content."""
+    """sharegpt as ``prepare`` writes it (and OpenAI style): ``messages`` of role/content (+ the
+    ``chosen`` / ``rejected`` answers of the pairwise rows ``prepare`` writes)."""
     if "messages" not in row:
         return None
     out = RowText()
     _turns(out, row["messages"], "messages", "role", "content", ("user",))
+    _answers(out, row, "role", "content", ("user",))
     return out
 
 
@@ -197,11 +208,7 @@ def _conversations(row: dict) -> RowText | None:
         return None
     out = RowText()
     _turns(out, row["conversations"], "conversations", "from", "value", ("human", "user"))
-    for name in ("chosen", "rejected"):
-        if isinstance(row.get(name), str):
-            out.add_text(row[name])
-        elif row.get(name) is not None:
-            _turns(out, row[name], name, "from", "value", ("human", "user"))
+    _answers(out, row, "from", "value", ("human", "user"))
     return out
 
 

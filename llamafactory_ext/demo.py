@@ -224,7 +224,8 @@ def run_stage(stage: Stage, out: Path, env: dict[str, str], force: bool, before:
     """(seconds, reused): a stage whose settings (``stage_settings``) and outputs are unchanged is not run again."""
     record = out / "stages" / f"{stage.name}.json"
     changed = check_settings(out / "stages" / f"{stage.name}.settings.json", stage_settings(stage, out, before),
-                             overwrite=True, what=f"stage {stage.name}", has_outputs=record.is_file())
+                             overwrite=True, what=f"stage {stage.name}", has_outputs=record.is_file(),
+                             discard=lambda: record.unlink(missing_ok=True))  # the stage is not done before the record changes
     finished = all((out / p).exists() for p in stage.outputs) and (stage.complete is None or stage.complete(out))
     if not force and changed == "same" and record.is_file() and finished:
         return float(json.loads(record.read_text())["seconds"]), True

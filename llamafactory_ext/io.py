@@ -250,12 +250,13 @@ def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def check_settings(record: str | os.PathLike, settings: dict[str, Any], overwrite: bool = False,
-                   what: str = "outputs", has_outputs: bool = True) -> str:
+                   what: str = "outputs", has_outputs: bool = True, discard: Any = None) -> str:
     """Compare ``settings`` with the ones recorded at ``record`` and record the new ones.
 
     Returns ``"new"`` (nothing recorded, or no outputs to protect), ``"same"`` (resume) or
-    ``"overwrite"`` (different, and ``overwrite`` was given: the caller must discard its old
-    outputs). Raises :class:`ResumeError` when outputs exist and the settings differ without
+    ``"overwrite"`` (different, and ``overwrite`` was given: ``discard()`` removes the old outputs
+    before the new settings are recorded, so a crash in between never leaves old outputs under new
+    settings). Raises :class:`ResumeError` when outputs exist and the settings differ without
     ``overwrite``, or when outputs exist with no record at all.
     """
     record = Path(record)
@@ -282,6 +283,8 @@ def check_settings(record: str | os.PathLike, settings: dict[str, Any], overwrit
                           "write elsewhere or pass overwrite=true to start over")
     elif has_outputs:
         status = "overwrite"
+    if status == "overwrite" and discard is not None:
+        discard()
     atomic_write_json(record, settings)
     return status
 
@@ -307,10 +310,9 @@ class ResumableJsonl:
         if self.path.is_dir():
             raise OutputError(f"{self.path} is a folder; give a file name (e.g. {self.path / 'out.jsonl'})")
         ensure_dir(self.path.parent)
-        status = check_settings(settings_path(self.path), self.settings, self.overwrite, self.what,
-                                has_outputs=self.path.is_file() and self.path.stat().st_size > 0)
-        if status == "overwrite":
-            self.path.unlink(missing_ok=True)
+        check_settings(settings_path(self.path), self.settings, self.overwrite, self.what,
+                       has_outputs=self.path.is_file() and self.path.stat().st_size > 0,
+                       discard=lambda: self.path.unlink(missing_ok=True))
         rows = read_jsonl(self.path, repair_tail=True, counter=self) if self.path.is_file() else []
         self._fh = open(self.path, "ab")  # noqa: SIM115 - closed in close()
         return rows

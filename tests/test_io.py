@@ -80,3 +80,15 @@ def test_a_second_run_into_a_locked_folder_fails_at_once(tmp_path):
         FolderLock(tmp_path / "out").__enter__()
     with FolderLock(tmp_path / "out"):  # released
         pass
+
+
+def test_old_outputs_are_discarded_before_the_new_settings_are_recorded(tmp_path):
+    from llamafactory_ext.io import check_settings
+
+    record = tmp_path / "run.settings.json"
+    assert check_settings(record, {"lr": 1}, has_outputs=False) == "new"
+    seen = []
+    status = check_settings(record, {"lr": 2}, overwrite=True,
+                            discard=lambda: seen.append(json.loads(record.read_text())))  # a crash here keeps lr 1
+    assert status == "overwrite" and seen == [{"lr": 1}] and json.loads(record.read_text()) == {"lr": 2}
+    assert check_settings(record, {"lr": 2}, discard=lambda: seen.append("again")) == "same" and len(seen) == 1

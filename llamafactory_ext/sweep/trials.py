@@ -369,12 +369,13 @@ def _phase(trial: Trial, state: dict[str, Any], phase: str, cmd: list[str], env:
 def run_trial(trial: Trial, gpu_ids: list[str] | None = None) -> dict[str, Any]:
     """Train (unless trained) and evaluate (unless evaluated) one trial; write and return ``trial.json``."""
     d = ensure_dir(trial.path(), "trial folder")
-    status_now = check_settings(d / "trial.settings.json", trial.settings(), trial.overwrite, f"trial {trial.name}",
-                                has_outputs=any(d.iterdir()))
-    if status_now == "overwrite":
+    def discard() -> None:
         for child in d.iterdir():
             if child.name != "trial.settings.json":
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+    check_settings(d / "trial.settings.json", trial.settings(), trial.overwrite, f"trial {trial.name}",
+                   has_outputs=any(d.iterdir()), discard=discard)
     env = {**os.environ, **trial.env, "RECORD_VRAM": "1"}  # LLaMA-Factory logs peak GPU memory
     if gpu_ids is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)

@@ -73,6 +73,11 @@ def check_baseline_early(r: Any, items: dict[str, Any] | None = None) -> dict[st
         problems.append(f"task {base.get('task')!r} (this run: {r.task.name!r})")
     if not _same_source(base.get("source") or {}, source_record(r.cfg.source)):
         problems.append(f"source {(base.get('source') or {}).get('source')!r} (this run: {r.cfg.source!r}, or its content differs)")
+    theirs_split = (base.get("config") or {}).get("split")
+    from_file = bool(r.cfg.source) and Path(r.cfg.source).is_file()  # a file is one split whatever split= says
+    if hasattr(r.cfg, "split") and not from_file and theirs_split not in (None, r.cfg.split):
+        # a Hub id or a folder of {split}.jsonl: row-number ids name other questions in another split
+        problems.append(f"split {theirs_split!r} (this run: {r.cfg.split!r})")
     if problems:
         raise BaselineError(f"baseline {r.cfg.baseline} cannot be compared: it has {'; '.join(problems)}")
     missing = [m for m in r.modes if m not in base["modes"]]

@@ -390,6 +390,20 @@ def test_a_rescore_does_not_replace_other_predictions_unless_told(tmp_path, ital
     assert [r["output"] for r in rows_of(tmp_path / "o" / "predictions.jsonl")] == ["C"]
 
 
+def test_a_baseline_on_another_gsm8k_split_is_refused(tmp_path):
+    """GSM8K ids are row numbers: under the same folder source, split=train and split=test give
+    the same ids for other questions; the Δ would compare different questions."""
+    folder = tmp_path / "gsm8k"
+    folder.mkdir()
+    for split in ("train", "test"):
+        write_rows(folder / f"{split}.jsonl", [{"question": f"{split} {i} + {i}?", "answer": f"#### {2 * i}"} for i in range(3)])
+    pred = write_rows(tmp_path / "p.jsonl", [{"id": i, "mode": "nothink", "output": f"{2 * i}"} for i in range(3)])
+    run(rescore_cfg(folder, pred, tmp_path / "test", task="gsm8k", split="test"))
+    with pytest.raises(UserError, match=r"cannot be compared: it has split 'test' \(this run: 'train'\)"):
+        run(rescore_cfg(folder, pred, tmp_path / "train", task="gsm8k", split="train", baseline=str(tmp_path / "test")))
+    run(rescore_cfg(folder, pred, tmp_path / "test2", task="gsm8k", split="test", baseline=str(tmp_path / "test")))
+
+
 def test_multit_heldout_rescoring(tmp_path):
     """task=multit reads Mult-IT-shaped files (letter or index answers) through data.multit."""
     from importlib import resources

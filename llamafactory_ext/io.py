@@ -10,7 +10,9 @@
   traces) and resumes after a crash: a torn last line is cut off, and the settings that produced
   the rows are recorded beside them (``NAME.settings.json``); a resume under different settings
   is refused, naming what changed, unless ``overwrite=true``.
-- :func:`check_settings` is that settings check on its own (sweep and study trials).
+- :func:`check_settings` is that settings check on its own (sweep and study trials). Its message
+  names each changed leaf (:func:`settings_diff`: ``engine.device: 'cpu' -> 'cuda'``) and a content
+  identity (``provenance.identify``) as ``model: content changed (sha 3f2a9c… -> 9b41e0…)``.
 - :class:`FolderLock` takes an exclusive ``flock`` on ``FOLDER/.lock``, so two runs writing into
   one output folder fail fast instead of interleaving their rows.
 """
@@ -24,6 +26,7 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -243,21 +246,88 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def is_identity(value: Any) -> bool:
+    """A content identity (``provenance.identify``): a mapping with ``kind`` and ``digest``."""
+    return isinstance(value, dict) and "digest" in value and "kind" in value
+
+
+def short_sha(digest: Any) -> str:
+    return f"{digest[:6]}…" if isinstance(digest, str) and digest else "none"
+
+
+def identity_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """``content changed (sha 3f2a9c… -> 9b41e0…; config.json sha … -> …)``, or None when the
+    contents are the same (the path may differ: a moved file is the same input)."""
+    if old.get("digest") == new.get("digest"):
+        return None
+    if old.get("digest") is None or new.get("digest") is None:
+        return "was missing, now present" if old.get("digest") is None else "now missing"
+    details = []
+    if old.get("commit") != new.get("commit") and old.get("commit") and new.get("commit"):
+        details.append(f"commit {short_sha(old['commit'])} -> {short_sha(new['commit'])}")
+    a, b = old.get("files") or {}, new.get("files") or {}
+    for name in sorted(set(a) | set(b)):
+        if name not in a or name not in b:
+            details.append(f"{name} {'added' if name not in a else 'removed'}")
+        elif a[name].get("digest") != b[name].get("digest"):
+            what = "header changed" if a[name].get("header") != b[name].get("header") else \
+                f"size {a[name].get('size')} -> {b[name].get('size')}" if a[name].get("size") != b[name].get("size") else "content changed"
+            details.append(f"{name} {what}")
+    shown = details[:4] + ([f"and {len(details) - 4} more"] if len(details) > 4 else [])
+    return f"content changed (sha {short_sha(old['digest'])} -> {short_sha(new['digest'])}" + "".join(f"; {d}" for d in shown) + ")"
+
+
+def _show(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def changes(old: Any, new: Any, key: str = "") -> list[tuple[str, str]]:
+    """``(dotted key, "old -> new")`` for every leaf that differs: mappings by key (a missing key
+    equals None), lists of one length by index (``train[3]``), other lists as items removed /
+    added, content identities (and ``*sha256`` strings) as ``content changed (sha a… -> b…)``."""
+    if old == new:
+        return []
+    if is_identity(old) and is_identity(new):
+        change = identity_change(old, new)
+        return [(key, change)] if change else []
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            sub = f"{key}.{k}" if key else str(k)
+            if (k in old and k in new) or old.get(k) is None and new.get(k) is None:
+                out += changes(old.get(k), new.get(k), sub)
+            else:
+                out.append((sub, f"{_show(old[k]) if k in old else '(unset)'} -> {_show(new[k]) if k in new else '(unset)'}"))
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) == len(new):
+            return [c for i, (x, y) in enumerate(zip(old, new)) for c in changes(x, y, f"{key}[{i}]")]
+        gone, added = [x for x in old if x not in new], [x for x in new if x not in old]
+        return [(key, ", ".join([*(f"removed {_show(x)}" for x in gone), *(f"added {_show(x)}" for x in added)])
+                 or f"{len(old)} -> {len(new)} items")]
+    if key.endswith("sha256") and isinstance(old, str) and isinstance(new, str):
+        return [(key, f"content changed (sha {short_sha(old)} -> {short_sha(new)})")]
+    return [(key, f"{_show(old)} -> {_show(new)}")]
+
+
 def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``key: old -> new`` for every setting that differs."""
-    keys = sorted(set(old) | set(new))
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    """``key: old -> new`` for every setting that differs, nested keys dotted (``engine.device``)."""
+    return [f"{key}: {change}" for key, change in changes(old, new)]
 
 
 def check_settings(record: str | os.PathLike, settings: dict[str, Any], overwrite: bool = False,
-                   what: str = "outputs", has_outputs: bool = True, discard: Any = None) -> str:
+                   what: str = "outputs", has_outputs: bool = True, discard: Any = None,
+                   differ: Callable[[dict, dict], list[str]] = settings_diff, max_shown: int | None = 6) -> str:
     """Compare ``settings`` with the ones recorded at ``record`` and record the new ones.
 
     Returns ``"new"`` (nothing recorded, or no outputs to protect), ``"same"`` (resume) or
     ``"overwrite"`` (different, and ``overwrite`` was given: ``discard()`` removes the old outputs
     before the new settings are recorded, so a crash in between never leaves old outputs under new
     settings). Raises :class:`ResumeError` when outputs exist and the settings differ without
-    ``overwrite``, or when outputs exist with no record at all.
+    ``overwrite``, or when outputs exist with no record at all. ``differ(old, new)`` names the
+    differences (:func:`settings_diff`; ``provenance.diff`` for a provenance record), of which the
+    message shows ``max_shown`` (None: all).
     """
     record = Path(record)
     settings = _plain(settings)
@@ -267,14 +337,15 @@ def check_settings(record: str | os.PathLike, settings: dict[str, Any], overwrit
             old = json.loads(record.read_text(encoding="utf-8"))
         except ValueError:
             old = {"(unreadable settings file)": str(record)}
-        diff = settings_diff(old, settings)
+        diff = differ(old, settings)
         if not diff:
             return "same"
         if not has_outputs:  # an earlier start failed before its first output: nothing to protect
             atomic_write_json(record, settings)
             return "new"
         if not overwrite:
-            shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
+            n = len(diff) if max_shown is None else max_shown
+            shown = "; ".join(diff[:n]) + (f"; and {len(diff) - n} more" if len(diff) > n else "")
             raise ResumeError(f"{what} were made with other settings ({shown}); "
                               "write elsewhere or pass overwrite=true to start over")
         status = "overwrite"
@@ -380,30 +451,32 @@ def read_jsonl(path: str | os.PathLike, repair_tail: bool = False, counter: Any 
 # output-folder lock
 # ---------------------------------------------------------------------------------------------
 class FolderLock:
-    """``with FolderLock(output_dir):`` one run at a time per output folder (``flock``, fails fast)."""
+    """``with FolderLock(output_dir):`` one run at a time per output folder (``flock``). It fails
+    fast, or waits up to ``wait`` seconds for the holder (a short read-modify-write of a shared
+    file, such as registering in ``dataset_info.json``)."""
 
     def __init__(self, folder: str | os.PathLike, what: str = "output_dir", name: str = ".lock",
-                 label: str | os.PathLike | None = None) -> None:
+                 label: str | os.PathLike | None = None, wait: float = 0.0) -> None:
         self.folder = Path(folder)
         self.what = what
         self.name = name  # one lock file per folder (default), or per output file in it
         self.label = str(label) if label is not None else str(self.folder)
+        self.wait = wait
         self._fh = None
 
     def __enter__(self) -> Self:
         ensure_dir(self.folder, self.what)
-        lock = self.folder / self.name
-        fh = open(lock, "a+")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
+        fh = open(self.folder / self.name, "a+")  # noqa: SIM115 - closed in __exit__
+        deadline = time.monotonic() + self.wait
+        while not _try_flock(fh):
+            if time.monotonic() < deadline:
+                time.sleep(0.01)
+                continue
             fh.seek(0)
             holder = fh.read().strip() or "another process"
             fh.close()
             raise OutputError(f"{self.what} {self.label} is in use by {holder}; wait for that run to "
-                              f"finish or choose another {self.what}") from None
+                              f"finish or choose another {self.what}")
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%H:%M:%S')}")
@@ -416,3 +489,13 @@ class FolderLock:
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+
+
+def _try_flock(fh: Any) -> bool:
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        return False

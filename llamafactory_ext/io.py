@@ -466,7 +466,7 @@ class FolderLock:
 
     def __enter__(self) -> Self:
         ensure_dir(self.folder, self.what)
-        fh = open(self.folder / self.name, "a+")  # noqa: SIM115 - closed in __exit__
+        fh = open(self.folder / self.name, "a+")
         deadline = time.monotonic() + self.wait
         while not _try_flock(fh):
             if time.monotonic() < deadline:

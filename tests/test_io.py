@@ -119,8 +119,8 @@ def test_settings_diff_renders_a_content_identity_as_a_content_change():
          "files": {"config.json": {"kind": "file", "size": 12, "digest": "c2"}, "model.safetensors": {"kind": "weights", "size": 5, "header": "h2", "digest": "w2"},
                    "tokenizer.json": {"kind": "file", "size": 1, "digest": "t"}}}
     assert settings_diff({"model": a}, {"model": b}) == [
-        "model: content changed (sha 3f2a9c… -> 9b41e0…; config.json size 10 -> 12; model.safetensors header changed; "
-        "tokenizer.json added)"]
+        ("model: content changed (sha 3f2a9c… -> 9b41e0…; config.json size 10 -> 12; model.safetensors header changed; "
+         "tokenizer.json added)")]
     assert settings_diff({"model": a}, {"model": {**a, "path": "elsewhere/x"}}) == []  # moved, same bytes
     assert settings_diff({"source_sha256": "ab12cd34"}, {"source_sha256": "ef56ab78"}) == [
         "source_sha256: content changed (sha ab12cd… -> ef56ab…)"]

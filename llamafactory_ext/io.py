@@ -453,23 +453,33 @@ def read_jsonl(path: str | os.PathLike, repair_tail: bool = False, counter: Any 
 class FolderLock:
     """``with FolderLock(output_dir):`` one run at a time per output folder (``flock``). It fails
     fast, or waits up to ``wait`` seconds for the holder (a short read-modify-write of a shared
-    file, such as registering in ``dataset_info.json``)."""
+    file, such as registering in ``dataset_info.json``). ``remove=True`` deletes the lock file on
+    release (while still holding it; a waiter that then holds a deleted file tries again), so a
+    data folder keeps no lock files."""
 
     def __init__(self, folder: str | os.PathLike, what: str = "output_dir", name: str = ".lock",
-                 label: str | os.PathLike | None = None, wait: float = 0.0) -> None:
+                 label: str | os.PathLike | None = None, wait: float = 0.0, remove: bool = False) -> None:
         self.folder = Path(folder)
         self.what = what
         self.name = name  # one lock file per folder (default), or per output file in it
         self.label = str(label) if label is not None else str(self.folder)
         self.wait = wait
+        self.remove = remove
         self._fh = None
 
     def __enter__(self) -> Self:
         ensure_dir(self.folder, self.what)
-        fh = open(self.folder / self.name, "a+")
+        path = self.folder / self.name
         deadline = time.monotonic() + self.wait
-        while not _try_flock(fh):
+        while True:
+            fh = open(path, "a+")
+            if _try_flock(fh):
+                if _same_file(fh, path):
+                    break
+                fh.close()  # the holder removed it as we waited: lock the new one
+                continue
             if time.monotonic() < deadline:
+                fh.close()
                 time.sleep(0.01)
                 continue
             fh.seek(0)
@@ -486,9 +496,18 @@ class FolderLock:
 
     def __exit__(self, *exc: object) -> None:
         if self._fh is not None:
+            if self.remove:
+                (self.folder / self.name).unlink(missing_ok=True)
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+
+
+def _same_file(fh: Any, path: Path) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _try_flock(fh: Any) -> bool:

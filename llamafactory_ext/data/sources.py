@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llamafactory_ext import provenance
 from llamafactory_ext.config import UserError
 from llamafactory_ext.data.fields import RowError
-from llamafactory_ext.io import sha256_file
 
 try:  # orjson is ~3x faster than json and validates UTF-8 itself
     import orjson as _orjson
@@ -154,7 +154,7 @@ class Source:
         if self.kind == "local":
             assert self.path is not None
             if self.sha256 is None:
-                self.sha256 = sha256_file(self.path)
+                self.sha256 = provenance.file_sha256(self.path)
             return {"source": str(self.path), "kind": "local", "format": self.format, "sha256": self.sha256,
                     "size_bytes": self.path.stat().st_size}
         return {"source": self.spec, "kind": "hub", "config": self.hub_config, "split": self.split,
@@ -197,6 +197,7 @@ class Source:
                 yield number, row
         if hasher is not None:
             self.sha256 = hasher.hexdigest()
+            provenance.remember_sha256(self.path, self.sha256)  # the manifest's inputs need not read it again
 
     def _line_error(self, number: int, line: bytes, exc: BaseException) -> RowError:
         try:

@@ -42,13 +42,17 @@ A JSON mapping with ``kind`` and ``digest`` (hex sha256; ``None`` for a missing 
   ``id``, ``revision`` and, when the local Hugging Face cache holds it (read offline), the snapshot's
   ``commit`` and files.
 
-What it can miss (measured by ``benchmarks/bench_provenance.py``)
------------------------------------------------------------------
+What it costs and what it can miss (``benchmarks/bench_provenance.py``)
+-----------------------------------------------------------------------
+Measured on a 2-core machine: a 6 GB folder of 4 safetensors shards is identified in 1.1 s cold
+(0.29 s warm) against 44 s (19 s) to read every byte; a memoised call takes under 1 ms; for a tiny
+eval of 16 ITALIC items (14 s as a process) ``collect`` takes 36 ms (0.3 %).
+
 - An in-place edit of a weight file that keeps its size and header and touches no sampled byte (the
-  first 4 KiB of each tensor, the first / last MiB, 16 spaced MiB): on a 4 GB shard about 0.4 % of
-  the bytes are read, so e.g. one row of the embedding matrix changed by hand goes unseen. Any
-  retraining changes every tensor, and so its first 4 KiB. ``identify(path, full=True)`` hashes
-  every byte when that matters.
+  first 4 KiB of each tensor, the first / last MiB, 16 spaced MiB): 18.4 MiB of a 1.4 GB shard
+  (1.3 %), about 0.45 % of a 4 GB one, are read, so e.g. one row of the embedding matrix changed
+  by hand goes unseen. Any retraining changes every tensor, and so its first 4 KiB.
+  ``identify(path, full=True)`` hashes every byte when that matters.
 - A blob of the Hugging Face cache edited in place (the cache is content-addressed; the blob name
   is trusted).
 - The per-process memo is keyed on (path, size, mtime_ns, ctime_ns, inode, device): a rewrite that

@@ -277,9 +277,10 @@ def identity_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     return f"content changed (sha {short_sha(old['digest'])} -> {short_sha(new['digest'])}" + "".join(f"; {d}" for d in shown) + ")"
 
 
-def _show(value: Any, width: int = 60) -> str:
+def _show(value: Any, width: int = 100) -> str:
+    """``repr(value)``, its middle cut when long (paths differ at their end)."""
     text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if len(text) <= width else f"{text[: width // 3]}…{text[-(width - width // 3 - 1):]}"
 
 
 def changes(old: Any, new: Any, key: str = "") -> list[tuple[str, str]]:

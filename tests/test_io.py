@@ -108,6 +108,11 @@ def test_settings_diff_names_the_leaf_keys_that_changed():
         "extra: removed 'q', added 'r', added 's'",
         "train[1]: 'lr=1' -> 'lr=2'",
     ]  # "gone": None and a missing key are the same setting (records written before a key existed)
+    long = "/tmp/" + "x" * 200
+    (line,) = settings_diff({"source": long + "/a.jsonl"}, {"source": long + "/b.jsonl"})
+    before, after = line.removeprefix("source: ").split(" -> ")
+    assert before.startswith("'/tmp/xx") and "…" in before and len(line) < 220
+    assert before.endswith("/a.jsonl'") and after.endswith("/b.jsonl'")  # long values keep their ends
 
 
 def test_settings_diff_renders_a_content_identity_as_a_content_change():

@@ -74,8 +74,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from llamafactory_ext.io import ResumeError, atomic_write_json, check_settings, identity_change, is_identity
-from llamafactory_ext.io import changes as value_changes
+from llamafactory_ext.diffs import changes as value_changes
+from llamafactory_ext.diffs import identity_change, is_identity
+from llamafactory_ext.io import ResumeError, atomic_write_json, check_settings
 
 BLOCK = 1 << 20
 SAMPLES = 16

@@ -27,6 +27,9 @@ def identity_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     contents are the same (the path may differ: a moved file is the same input)."""
     if old.get("digest") == new.get("digest"):
         return None
+    if old.get("kind") == new.get("kind") == "hub" and None in (old.get("commit"), new.get("commit")) and \
+            (old.get("id"), old.get("revision")) == (new.get("id"), new.get("revision")):
+        return None  # one side did not have the snapshot in its cache: id and revision are all there is to compare
     if old.get("digest") is None or new.get("digest") is None:
         return "was missing, now present" if old.get("digest") is None else "now missing"
     details = []

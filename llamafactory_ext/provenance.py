@@ -40,7 +40,8 @@ A JSON mapping with ``kind`` and ``digest`` (hex sha256; ``None`` for a missing 
   identity is its blob name (the sha256 of an LFS file, the git sha1 of a small one): nothing is read.
 - ``glob``: the files a pattern matches now (shards). ``hub``: a Hub id that is not a local path:
   ``id``, ``revision`` and, when the local Hugging Face cache holds it (read offline), the snapshot's
-  ``commit`` and files.
+  ``commit`` and files. When one of two records had no cached snapshot (a first run downloads the
+  model after its provenance was taken), they are compared by id and revision only.
 
 What it costs and what it can miss (``benchmarks/bench_provenance.py``)
 -----------------------------------------------------------------------

@@ -144,6 +144,8 @@ def _hub_cache(root: Path, model: Path, repo: str = "org/tiny") -> tuple[Path, s
 
 
 def test_a_hub_snapshot_gives_its_commit_and_blob_ids_without_reading(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    before_download = pv.identify("org/tiny")  # not cached yet: id and revision only
     snap, commit = _hub_cache(tmp_path / "hub", model)
     ident = pv.identify(snap)
     assert (ident["repo"], ident["commit"]) == ("org/tiny", commit)
@@ -151,10 +153,13 @@ def test_a_hub_snapshot_gives_its_commit_and_blob_ids_without_reading(model, tmp
     plain = pv.identify(model)  # blobs of LFS files are named by their sha256: same digests as hashing the copy
     assert {k: v["digest"] for k, v in ident["files"].items()} == {k: v["digest"] for k, v in plain["files"].items()}
     assert pv.hub_snapshot(snap / "config.json") == ("org/tiny", commit, snap)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     hub = pv.identify("org/tiny")
     assert (hub["kind"], hub["id"], hub["revision"], hub["commit"]) == ("hub", "org/tiny", "main", commit)
     assert hub["files"] == ident["files"]
+    assert before_download["commit"] is None and pv.identity_change(before_download, hub) is None  # downloaded since
+    (snap.parent.parent / "refs" / "main").write_text("f" * 40)  # main moved to another commit
+    snap.rename(snap.parent / ("f" * 40))
+    assert f"commit {commit[:6]}… -> ffffff…" in pv.identity_change(hub, pv.identify("org/tiny"))
     other = pv.identify("org/other")  # not cached: the id and revision alone
     assert (other["kind"], other["commit"], other["files"]) == ("hub", None, {})
 

@@ -249,7 +249,8 @@ def _plain(value: Any) -> Any:
 
 def check_settings(record: str | os.PathLike, settings: dict[str, Any], overwrite: bool = False,
                    what: str = "outputs", has_outputs: bool = True, discard: Any = None,
-                   differ: Callable[[dict, dict], list[str]] = settings_diff, max_shown: int | None = 6) -> str:
+                   differ: Callable[[dict, dict], list[str]] = settings_diff, max_shown: int | None = 6,
+                   made_with: str = "other settings") -> str:
     """Compare ``settings`` with the ones recorded at ``record`` and record the new ones.
 
     Returns ``"new"`` (nothing recorded, or no outputs to protect), ``"same"`` (resume) or
@@ -277,7 +278,7 @@ def check_settings(record: str | os.PathLike, settings: dict[str, Any], overwrit
         if not overwrite:
             n = len(diff) if max_shown is None else max_shown
             shown = "; ".join(diff[:n]) + (f"; and {len(diff) - n} more" if len(diff) > n else "")
-            raise ResumeError(f"{what} were made with other settings ({shown}); "
+            raise ResumeError(f"{what} were made with {made_with} ({shown}); "
                               "write elsewhere or pass overwrite=true to start over")
         status = "overwrite"
     elif has_outputs and not overwrite:

@@ -448,6 +448,6 @@ def check(out_dir: str | os.PathLike, current: Provenance, overwrite: bool = Fal
     naming every change in one line, unless ``overwrite``. Records ``OUT_DIR/provenance.json``."""
     try:
         return check_settings(Path(out_dir) / RECORD, current.to_json(), overwrite, what or f"outputs in {out_dir}",
-                              has_outputs, discard, differ=_differ, max_shown=None)
+                              has_outputs, discard, differ=_differ, max_shown=None, made_with="other inputs")
     except ResumeError as exc:
         raise StaleInputs(str(exc)) from None

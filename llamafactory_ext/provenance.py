@@ -21,7 +21,7 @@ How to use it (the rooms: eval, sweep, study, demo, baseline)
 - Sweep / study status: ``pv.changes(trial_dir, prov)`` lists what changed since the trial ran
   (empty: same, or never recorded): a non-empty list means the trial is **stale**.
 - A cache keyed on content (the tokenized data): ``pv.content_key(data_view, pv.identify(file), ...)``.
-- ``prepare``'s manifest records ``inputs`` (source and side files): ``data.prepare.prepared_with``.
+- ``prepare``'s manifest records ``inputs`` (source and side files): ``data.manifest.prepared_with``.
 
 What an identity is
 -------------------

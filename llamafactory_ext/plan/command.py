@@ -149,11 +149,13 @@ def plan_recipe(cfg: PlanConfig, path: str) -> dict[str, Any]:
 
 
 def hybrid_refusal(arch: Arch) -> str:
-    kinds = sorted(set(arch.hybrid.layer_types)) if arch.hybrid else []
-    return (f"memory not estimated for model_type {arch.model_type}: its {' + '.join(kinds)} layers (Gated DeltaNet "
-            "linear attention, gated softmax attention, routed experts) save activations the planner's formulas do "
-            "not model (they depend on whether flash-linear-attention kernels are installed); the parameter counts "
-            "above are exact; measure the memory on a GPU")
+    hy = arch.hybrid
+    parts = [name for present, name in ((hy and "linear_attention" in hy.layer_types, "Gated DeltaNet linear attention"),
+                                        (hy and "full_attention" in hy.layer_types, "gated softmax attention"),
+                                        (hy and any(hy.sparse), "routed experts")) if present]
+    return (f"memory not estimated for model_type {arch.model_type}: the activations its layers save ({', '.join(parts)}) "
+            "are not modelled by the planner's formulas (they also depend on whether flash-linear-attention kernels are "
+            "installed), so gpu_mem is not checked; the parameter counts above are exact")
 
 
 def memory_plan(cfg: PlanConfig, path: str, arch: Arch, params: Any) -> dict[str, Any]:

@@ -80,8 +80,14 @@ def default_run_dir(output_dir: str | Path) -> Path:
     return runs / (datetime.now().strftime("%b%d_%H-%M-%S") + "_" + socket.gethostname())
 
 
+_SAID: set[str] = set()
+
+
 def _say(message: str) -> None:
-    print(f"[tracking] {message}", file=sys.stderr, flush=True)
+    """A skip notice, once per process (a sweep would repeat it for every trial)."""
+    if message not in _SAID:
+        _SAID.add(message)
+        print(f"[tracking] {message}", file=sys.stderr, flush=True)
 
 
 def _summary_writer():

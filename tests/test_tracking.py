@@ -79,10 +79,12 @@ def test_without_a_training_run_a_new_one_is_named_as_transformers_names_it(tmp_
 
 def test_wandb_named_but_not_installed_is_a_one_line_skip(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb -> ImportError, as when it is not installed
+    monkeypatch.setattr(tracking, "_SAID", set())
     record = tracking.log_results(RESULTS, tmp_path, "tensorboard,wandb", "r8")
     assert record["wandb"] is None
+    tracking.log_results(RESULTS, tmp_path, "wandb", "r16")  # a second trial: the notice is not repeated
     err = capsys.readouterr().err
-    assert "[tracking] W&B skipped: report_to names wandb, but wandb is not installed (pip install wandb)" in err
+    assert err.count("[tracking] W&B skipped: report_to names wandb, but wandb is not installed (pip install wandb)") == 1
     assert "Traceback" not in err
 
 

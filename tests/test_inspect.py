@@ -149,7 +149,7 @@ def _llamafactory_encoded(recipe: dict, tiny_model, tokenizer, output_dir: Path)
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.hparams import get_train_args
 
-    from llamafactory_ext.testing import CPU_OVERRIDES
+    from llamafactory_ext.runtime import CPU_OVERRIDES
 
     assert str(recipe["template"]).startswith("qwen3")
     args = {**recipe, **CPU_OVERRIDES, "model_name_or_path": str(tiny_model), "output_dir": str(output_dir)}
@@ -478,7 +478,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, samples_dir, tiny_model, caps
 
 
 def test_cli_subprocess_json_and_error_exit_status(samples_dir, tiny_model):
-    from llamafactory_ext.testing import cpu_env
+    from llamafactory_ext.runtime import cpu_env
 
     proc = subprocess.run(
         [sys.executable, "-m", "llamafactory_ext.cli", "inspect", str(RECIPES_DIR / "v1_nothink.yaml"),
@@ -497,7 +497,7 @@ def test_fixture_tokenizer_is_built_once_into_the_cache(tmp_path, monkeypatch):
     from tokenizers import Tokenizer
 
     from llamafactory_ext.inspect import CACHE_ENV, fixture_tokenizer_dir
-    from llamafactory_ext.testing import QWEN3_IDS
+    from llamafactory_ext.fixtures import QWEN3_IDS
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     first = fixture_tokenizer_dir()

@@ -114,7 +114,7 @@ def make_trial(name: str, params: dict[str, Any], recipe: str | None, base: dict
                out_root: Path, eval_spec: dict | None, cwd: str, env: dict[str, str], share: bool, log_tail_lines: int = 40,
                eval_extra: dict[str, Any] | None = None, overwrite: bool = False) -> Trial:
     """One trial: ``recipe`` + ``overrides`` (None: evaluation only), evaluated with ``eval_spec``."""
-    from llamafactory_ext.testing import llamafactory_cli
+    from llamafactory_ext.runtime import llamafactory_cli
 
     trial_dir = out_root / name
     merged = {**base, **overrides, "output_dir": str(trial_dir)}

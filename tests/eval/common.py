@@ -67,7 +67,7 @@ class Launched:
     ``result()`` waits for it and returns a ``CompletedProcess`` (for ``output_tail`` / ``one_line_error``)."""
 
     def __init__(self, args: list, folder: Path, name: str, env: dict[str, str] | None = None) -> None:
-        from llamafactory_ext.testing import cpu_env
+        from llamafactory_ext.runtime import cpu_env
 
         folder.mkdir(parents=True, exist_ok=True)
         self.paths = folder / f"{name}.stdout", folder / f"{name}.stderr"

@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -314,38 +315,68 @@ def combine(name: str, *classes: type) -> type:
     return dataclasses.make_dataclass(name, required + [s for s in specs if s not in required])
 
 
+def argv_where(argv: list[str]) -> str:
+    """What an error about a key of ``argv`` names: its config file, else ``command line``."""
+    return split_argv(argv)[0] or "command line"
+
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+def _positional_split(argv: list[str], suffixes: tuple[str, ...]) -> tuple[str | None, list[str], list[str]]:
+    """(config file, values, overrides) of ``[CONFIG.yaml] VALUE... key=value ...``: a first argument
+    ending in one of ``suffixes`` is the config file; ``-flags`` are refused."""
+    path = argv[0] if argv and suffixes and argv[0].endswith(suffixes) and not _OVERRIDE.match(argv[0]) else None
+    values, overrides = [], []
+    for arg in argv[1 if path else 0:]:
+        if _OVERRIDE.match(arg):
+            overrides.append(arg)
+        elif arg.startswith("-"):
+            raise ConfigError(f"unknown flag {arg!r}: options are key=value")
+        else:
+            values.append(arg)
+    return path, values, overrides
+
+
 def from_argv(
-    cls: type[T],
+    cls: type[T] | Callable[[dict[str, Any]], type[T]],
     argv: list[str],
     *,
     positional: str | None = None,
+    config_suffixes: tuple[str, ...] = (),
     rest: str | None = None,
     rest_keys: Callable[[], set[str]] | None = None,
 ) -> T:
-    """``[CONFIG.yaml] key=value ...`` -> a checked ``cls`` instance (file, then overrides).
+    """``[CONFIG.yaml] key=value ...`` -> a checked ``cls`` instance (file, then overrides): the one
+    way every command reads its arguments. The config file is read once.
 
-    ``positional``: arguments without ``=`` go, as a list, to that field (no config file then).
-    ``rest``: keys that are not fields of ``cls`` go, as a dict, to that field, each checked
+    ``cls``: the options dataclass, or a function of the merged keys that returns it (``eval``
+    picks the class of the chosen ``task``, which adds that task's own keys).
+    ``positional``: arguments without ``key=`` go, as a list, to that field; the first one is the
+    config file only when it ends in one of ``config_suffixes``.
+    ``rest``: keys that are not fields of the class go, as a dict, to that field, each checked
     against ``rest_keys()`` (e.g. ``plan`` takes any LLaMA-Factory recipe key).
     """
     if positional:
-        values = [a for a in argv if "=" not in a or a.startswith("-")]
-        path, overrides = None, [a for a in argv if a not in values]
+        path, values, overrides = _positional_split(argv, config_suffixes)
     else:
         values, (path, overrides) = [], split_argv(argv)
     data = load_config(path, overrides)
     where = path or "command line"
+    if not dataclasses.is_dataclass(cls):
+        cls = cls(data)
     if positional:
         data[positional] = [*values, *_as_list(data.get(positional))]
     if rest:
         own = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         extra = {k: data.pop(k) for k in list(data) if k not in own}
         allowed = rest_keys() if rest_keys else None
+        typed = {o.partition("=")[0].split(".")[0] for o in overrides}
         for key in extra:
             if allowed is not None and key not in allowed:
-                raise unknown_key_error(key, set(allowed) | own, where)
+                raise unknown_key_error(key, set(allowed) | own, "command line" if key in typed else where)
         data[rest] = {**extra, **(data.get(rest) or {})}
-    return build(cls, data, where=where)
+    return build(cls, data, where=where)  # type: ignore[arg-type]
 
 
 def _as_list(value: Any) -> list:

@@ -416,14 +416,9 @@ def options_help() -> str:
     return describe(DistillConfig)
 
 
-def load_config(argv: list[str]) -> tuple[DistillConfig, str]:
-    """``CONFIG.yaml key=value ...``; nested overrides merge (``teacher.model=...`` keeps ``teacher.template``)."""
-    from llamafactory_ext.config import from_argv, split_argv
-
-    return from_argv(DistillConfig, argv), split_argv(argv)[0] or "command line"
-
-
 def main(argv: list[str]) -> int:
-    cfg, where = load_config(argv)
-    run(cfg, where)
+    """``CONFIG.yaml key=value ...``; nested overrides merge (``teacher.model=...`` keeps ``teacher.template``)."""
+    from llamafactory_ext.config import argv_where, from_argv
+
+    run(from_argv(DistillConfig, argv), argv_where(argv))
     return 0

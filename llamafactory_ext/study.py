@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from llamafactory_ext.config import (
+    argv_where,
     describe,
     format_value,
     from_argv,
     load_yaml,
     option,
-    split_argv,
 )
 from llamafactory_ext.io import (
     atomic_write_json,
@@ -93,11 +93,6 @@ class Version:
 
 def options_help() -> str:
     return describe(StudyConfig)
-
-
-def load(argv: list[str]) -> tuple[StudyConfig, str]:
-    cfg = from_argv(StudyConfig, argv)
-    return cfg, split_argv(argv)[0] or "command line"
 
 
 def versions_of(cfg: StudyConfig, where: str, cwd: str) -> list[Version]:
@@ -461,7 +456,7 @@ def run(cfg: StudyConfig, where: str, cwd: str | None = None) -> dict[str, Any] 
 
 
 def main(argv: list[str]) -> int:
-    cfg, where = load(argv)
+    cfg, where = from_argv(StudyConfig, argv), argv_where(argv)
     study = run(cfg, where)
     if study is None:
         return 0 if cfg.dry_run else 1

@@ -62,10 +62,9 @@ class SweepConfig(RunOptions):
 
 
 def load_sweep_config(argv: list[str]) -> tuple[SweepConfig, str]:
-    from llamafactory_ext.config import from_argv, split_argv
+    from llamafactory_ext.config import argv_where, from_argv
 
-    cfg = from_argv(SweepConfig, argv)
-    where = split_argv(argv)[0] or "command line"
+    cfg, where = from_argv(SweepConfig, argv), argv_where(argv)
     for key in ("base", "output_dir"):
         if not getattr(cfg, key):
             raise SweepError(f"{where}: missing required key {key!r}")

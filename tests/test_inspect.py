@@ -496,8 +496,8 @@ def test_cli_subprocess_json_and_error_exit_status(samples_dir, tiny_model):
 def test_fixture_tokenizer_is_built_once_into_the_cache(tmp_path, monkeypatch):
     from tokenizers import Tokenizer
 
-    from llamafactory_ext.inspect import CACHE_ENV, fixture_tokenizer_dir
     from llamafactory_ext.fixtures import QWEN3_IDS
+    from llamafactory_ext.inspect import CACHE_ENV, fixture_tokenizer_dir
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     first = fixture_tokenizer_dir()

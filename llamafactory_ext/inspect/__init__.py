@@ -188,8 +188,8 @@ def cache_root() -> Path:
 
 def fixture_tokenizer_dir() -> Path:
     """The tiny fixture's tokenizer (Qwen3's real ids), built once into the cache, no model."""
-    from llamafactory_ext.io import atomic_build_dir, ensure_dir
     from llamafactory_ext.fixtures import FIXTURE_VERSION, build_tokenizer_json
+    from llamafactory_ext.io import atomic_build_dir, ensure_dir
 
     root = ensure_dir(cache_root(), "cache folder")
     target = root / f"qwen3-fixture-tokenizer-v{FIXTURE_VERSION}"

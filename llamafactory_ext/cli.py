@@ -15,7 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("llamafactory_ext.data.prepare", "convert a source data set into LLaMA-Factory data (NAME [key=value ...])"),
     "distill": ("llamafactory_ext.distill", "teacher writes <think> traces for multiple-choice questions, keeps correct ones"),
-    "eval": ("llamafactory_ext.eval.runner", "evaluate on ITALIC / GSM8K / Mult-IT in both thinking modes, or the lm-eval Italian suite"),
+    "eval": ("llamafactory_ext.eval.command", "evaluate on ITALIC / GSM8K / Mult-IT in both thinking modes, or the lm-eval Italian suite"),
     "compare": ("llamafactory_ext.eval.compare", "base and tuned model answer the same free prompts, side by side"),
     "sweep": ("llamafactory_ext.sweep", "train + evaluate a grid over recipe keys (e.g. lora_rank), resumable"),
     "study": ("llamafactory_ext.study", "the Version Series: baseline + one trial per recipe, both thinking modes, one table"),

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from llamafactory_ext.config import option
-from llamafactory_ext.eval.tasks import Task, TaskError
+from llamafactory_ext.eval.tasks import SuiteTask, TaskError
 
 # The suite as published for LLaMAntino-3-ANITA: lm-eval task -> (table name, shots, metric).
 PUBLISHED: dict[str, tuple[str, int, str]] = {
@@ -238,15 +238,16 @@ def render_markdown(results: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- the task
 
 
-class LmEvalTask(Task):
-    """Runs lm-eval's own loop (``external``): the runner calls :meth:`run` right after ``resolve``."""
+class LmEvalTask(SuiteTask):
+    """A suite task: lm-eval's own loop runs it (the runner hands :meth:`run` the resolved run)."""
 
     name = "lm_eval"
+    label = "lm-eval Italian suite"
     options: ClassVar[type] = LmEvalOptions
-    external = True
 
-    def load(self) -> list[Any]:
-        raise TaskError("task=lm_eval runs lm-evaluation-harness's own loop; it has no items of ours to load")
+    def summary_line(self, results: dict[str, Any]) -> str:
+        return "; ".join(f"{v['name']} {v['metric']} {v['value']:.4f} (n {v['n']}, {v['shots']}-shot)"
+                         for v in results["suite"].values())
 
     def plan(self) -> dict[str, dict[str, Any]]:
         cfg = self.cfg

@@ -50,36 +50,21 @@ def is_hybrid_qwen3(model: str, chat_template: str | None) -> tuple[bool, str]:
 
 
 def eval_modes(eval_path: str) -> tuple[tuple[str, ...], str | None]:
-    """(modes the evaluator config runs, its template), resolved as ``eval.runner.resolve`` does."""
-    from llamafactory_ext.eval.runner import THINKING
-    from llamafactory_ext.prompts import (
-        ModeError,
-        is_reasoning_template,
-        training_modes,
-    )
+    """(modes the evaluator config runs, its template), resolved as ``eval.resolve.resolve`` does
+    (a think mode on a template without one is dropped here, not an error)."""
+    from llamafactory_ext.eval.options import EvalError
+    from llamafactory_ext.eval.resolve import read_recipe, resolve_modes
 
     if not Path(eval_path).is_file():
         raise InspectError(f"eval config not found: {eval_path}")
     cfg = load_yaml(eval_path)
-    recipe = load_yaml(cfg["from_recipe"]) if cfg.get("from_recipe") and Path(str(cfg["from_recipe"])).is_file() else {}
-    template = cfg.get("template") or recipe.get("template") or "qwen3"
+    recipe_path = str(cfg.get("from_recipe") or "")
+    recipe = read_recipe(recipe_path) if recipe_path and Path(recipe_path).is_file() else {}
+    template = str(cfg.get("template") or recipe.get("template") or "qwen3")
     try:
-        reasoning = is_reasoning_template(str(template))
-    except ModeError as exc:
+        return resolve_modes(cfg.get("thinking"), recipe, template, strict=False), template
+    except EvalError as exc:
         raise InspectError(f"{eval_path}: {exc}") from None
-    thinking = cfg.get("thinking")
-    if thinking is not None:
-        thinking = {"True": "on", "False": "off", "true": "on", "false": "off"}.get(str(thinking), thinking)
-        if thinking not in THINKING:
-            raise InspectError(f"{eval_path}: unknown thinking mode {thinking!r}; use on | off | both")
-        modes = THINKING[thinking]
-    elif recipe:
-        modes = training_modes(str(template), recipe.get("enable_thinking", True))
-    else:
-        modes = (THINK, NOTHINK) if reasoning else (NOTHINK,)
-    if not reasoning:
-        modes = tuple(m for m in modes if m == NOTHINK)
-    return tuple(modes), str(template)
 
 
 def make_lints(az: Analyzer, stats: list[DatasetStats], recipe: dict[str, Any], model: str,

@@ -123,7 +123,7 @@ def eval_section(value: Any, where: str, cwd: str, reserved: tuple[str, ...] = (
         raise SweepError(f"{where}: eval.config: file not found: {section['config']}")
     overrides = as_overrides(section.get("overrides") or {}, where, "eval.overrides")
     file_keys = load_yaml(Path(cwd) / section["config"])
-    from llamafactory_ext.eval.runner import config_class
+    from llamafactory_ext.eval.options import config_class
 
     known = {f.name for f in dataclasses.fields(config_class(str(overrides.get("task", file_keys.get("task", "italic")))))}
     for key in overrides:

@@ -13,9 +13,9 @@ TIMING = ("gen_time_s", "_line")
 
 
 def make_cfg(**values: Any) -> Any:
-    """A checked eval config: the shared keys + the chosen task's own keys (``runner.config_class``)."""
+    """A checked eval config: the shared keys + the chosen task's own keys (``eval.options.config_class``)."""
     from llamafactory_ext.config import build
-    from llamafactory_ext.eval.runner import config_class
+    from llamafactory_ext.eval.options import config_class
 
     return build(config_class(str(values.get("task", "italic"))), values, where="test")
 

@@ -270,7 +270,7 @@ def unknown_key_error(key: str, known: Iterable[str], where: str, what: str = "k
     known = sorted(known)
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ConfigError(f"{where}: unknown {what} {key!r}{hint}")
+    return ConfigError(f"{where + ': ' if where else ''}unknown {what} {key!r}{hint}")
 
 
 T = typing.TypeVar("T")

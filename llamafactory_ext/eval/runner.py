@@ -74,14 +74,13 @@ def rescore(r: EvalRun, items: list[Any]) -> dict[str, Any]:
 
 def contamination_warnings(r: EvalRun, items: list[Any]) -> list[str]:
     """With from_recipe: do the recipe's prepared training files hold evaluation questions?"""
-    from llamafactory_ext.data.overlap import TASKS as CHECKED
-    from llamafactory_ext.data.overlap import find_contamination
+    from llamafactory_ext.data.overlap import scan
 
-    files = recipe_dataset_files(r.recipe) if r.recipe and r.task.name in CHECKED else []
+    files = recipe_dataset_files(r.recipe) if r.recipe else []
     if not files:
         return []
     task = r.items_task
-    report = find_contamination([str(f) for f in files], task.name, items=items)
+    report = scan(files, [task.overlap_item(it) for it in items], task=task.name, categories=task.categories)
     if not report.matched:
         return []
     source = f" source={r.cfg.source}" if r.cfg.source else ""

@@ -165,6 +165,12 @@ def test_a_hand_edited_row_without_its_key_is_named(quiz, tmp_path, tiny_tokeniz
         (["source=q.json", "output=.", "teacher.model=m"], r"output=\. is a folder; give a file name"),
         (["source=q.json", "output=x.jsonl", "teacher.model=m", "max_new_tokens=0"], "max_new_tokens must be >= 1"),
         (["source=q.json", "output=x.jsonl", "teacher.model=m", "system=${HOME}", "top_p=0"], "top_p must be > 0"),
+        # a misspelt engine key was silently ignored (the engine ran on its default device)
+        (["source=q.json", "output=x.jsonl", "teacher.model=m", "engine.devcie=cpu"],
+         r"command line: unknown key 'engine.devcie' \(did you mean 'engine.device'\?\)"),
+        (["source=q.json", "output=x.jsonl", "teacher.model=m", "dataset=gsm8k"],
+         "dataset=gsm8k: distill asks multiple-choice questions; the multiple-choice tasks are italic, multit"),
+        (["source=q.json", "output=x.jsonl", "teacher.model=m", "dataset=italc"], r"unknown task 'italc' \(did you mean 'italic'\?\)"),
     ],
 )
 def test_bad_config(tmp_path, monkeypatch, argv, message):

@@ -276,17 +276,23 @@ def unknown_key_error(key: str, known: Iterable[str], where: str, what: str = "k
 T = typing.TypeVar("T")
 
 
-def build(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Instantiate the dataclass ``cls`` from ``data``: unknown keys, types and ranges checked."""
+def build(cls: type[T], data: dict[str, Any], where: str = "config", typed: Iterable[str] = ()) -> T:
+    """Instantiate the dataclass ``cls`` from ``data``: unknown keys, types and ranges checked. An
+    error about a key in ``typed`` (given on the command line) names the command line, not ``where``."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
+    typed = set(typed)
+
+    def at(key: str) -> str:
+        return "command line" if key in typed else where
+
     for key in data:
         if key not in fields:
-            raise unknown_key_error(key, fields, where)
+            raise unknown_key_error(key, fields, at(key))
     kwargs = {}
     for key, value in data.items():
-        kwargs[key] = _coerce(value, hints[key], key, where)
-        check_range(kwargs[key], fields[key].metadata, key, where)
+        kwargs[key] = _coerce(value, hints[key], key, at(key))
+        check_range(kwargs[key], fields[key].metadata, key, at(key))
     missing = [
         name for name, f in fields.items()
         if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
@@ -363,6 +369,7 @@ def from_argv(
         values, (path, overrides) = [], split_argv(argv)
     data = load_config(path, overrides)
     where = path or "command line"
+    typed = {o.partition("=")[0].split(".")[0] for o in overrides}
     if not dataclasses.is_dataclass(cls):
         cls = cls(data)
     if positional:
@@ -371,12 +378,11 @@ def from_argv(
         own = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         extra = {k: data.pop(k) for k in list(data) if k not in own}
         allowed = rest_keys() if rest_keys else None
-        typed = {o.partition("=")[0].split(".")[0] for o in overrides}
         for key in extra:
             if allowed is not None and key not in allowed:
                 raise unknown_key_error(key, set(allowed) | own, "command line" if key in typed else where)
         data[rest] = {**extra, **(data.get(rest) or {})}
-    return build(cls, data, where=where)  # type: ignore[arg-type]
+    return build(cls, data, where=where, typed=typed)  # type: ignore[arg-type]
 
 
 def _as_list(value: Any) -> list:

@@ -169,8 +169,16 @@ def test_from_argv_picks_the_class_from_the_keys_and_reads_the_file_once(tmp_pat
     assert from_argv(pick, [str(cfg), "split=train"]) == Math(task="math", split="train")
     assert len(reads) == 1
     assert from_argv(pick, ["shots=5"]) == Italic(shots=5)
+    with pytest.raises(ConfigError, match=r"^command line: unknown key 'shots'"):
+        from_argv(pick, [str(cfg), "shots=5"])  # a key of the other class, typed: the command line is named
+    cfg.write_text("task: math\nshots: 5\n")
     with pytest.raises(ConfigError, match=r"e.yaml: unknown key 'shots'"):
-        from_argv(pick, [str(cfg), "shots=5"])  # a key of the other class is named, with the file
+        from_argv(pick, [str(cfg)])  # in the file: the file is named
+    cfg.write_text("task: math\nsplit: [a]\n")
+    with pytest.raises(ConfigError, match=r"e.yaml: split must be a string"):
+        from_argv(pick, [str(cfg)])
+    with pytest.raises(ConfigError, match=r"^command line: split must be a string"):
+        from_argv(pick, [str(cfg), "split=[b]"])
 
 
 def test_from_argv_positional_values_after_a_config_file(tmp_path):

@@ -51,8 +51,8 @@ REASON = ["considero", "ogni", "opzione", "escludo", "quella", "errata", "perch√
 INSPECT_SCRIPT = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from llamafactory_ext.inspect import _quiet, inspect_recipe, to_json
-_quiet()
+from llamafactory_ext.inspect import inspect_recipe, quiet, to_json
+quiet()
 import llamafactory.data, llamafactory.model  # noqa: F401 - counted as import time
 t1 = time.perf_counter()
 report = inspect_recipe(sys.argv[1:])

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "study": ("llamafactory_ext.study", "the Version Series: baseline + one trial per recipe, both thinking modes, one table"),
     "contamination": ("llamafactory_ext.contamination", "check that ITALIC / GSM8K questions do not appear in training files"),
     "plan": ("llamafactory_ext.plan", "trainable parameters and GPU memory of a recipe, from config.json only"),
-    "inspect": ("llamafactory_ext.inspect", "what a recipe trains on: loss-carrying tokens, empty think block, cut answers, parity"),
+    "inspect": ("llamafactory_ext.inspect.command", "what a recipe trains on: loss-carrying tokens, empty think block, cut answers, parity"),
     "demo": ("llamafactory_ext.demo", "the format study in miniature: a tiny Qwen3 on CPU, V1 / V2 / V3 vs the base (the main job)"),
     "fixture": ("llamafactory_ext.fixtures", "write a tiny Qwen3 / LLaMA-3 model with real ids, or a small vocabulary (arch=, vocab=)"),
     "recipes": ("llamafactory_ext.shipped", "list the shipped recipes, or copy one here: recipes copy NAME"),

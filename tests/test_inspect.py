@@ -507,3 +507,19 @@ def test_fixture_tokenizer_is_built_once_into_the_cache(tmp_path, monkeypatch):
     stamp = (first / "tokenizer.json").stat().st_mtime_ns
     assert fixture_tokenizer_dir() == first and (first / "tokenizer.json").stat().st_mtime_ns == stamp
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+def test_trust_remote_code_is_one_warning_naming_the_folder(samples_dir, tiny_model, capsys):
+    """``trust_remote_code: true`` lets the tokenizer folder run its own Python code: inspect says so,
+    once, naming the folder (it said nothing)."""
+    from llamafactory_ext.cli import main
+
+    argv = ["inspect", str(RECIPES_DIR / "v3_mixed.yaml"), f"dataset_dir={samples_dir}", f"tokenizer={tiny_model}",
+            "format=json", "n=1"]
+    assert main([*argv, "trust_remote_code=true"]) == 0
+    out = capsys.readouterr()
+    warnings = [line for line in out.err.splitlines() if "trust_remote_code" in line]
+    assert len(warnings) == 1 and f"lets {tiny_model} run its own Python code" in warnings[0], out.err
+    assert json.loads(out.out)["settings"]["tokenizer"] == str(tiny_model)
+    assert main(argv) == 0
+    assert "trust_remote_code" not in capsys.readouterr().err

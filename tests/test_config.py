@@ -5,13 +5,13 @@ import pytest
 from llamafactory_ext.config import (
     ConfigError,
     build,
-    check_recipe,
     format_value,
     from_argv,
     load_config,
     option,
     split_argv,
 )
+from llamafactory_ext.recipe_keys import check_recipe
 
 
 @dataclasses.dataclass

@@ -61,10 +61,7 @@ def test_recipe_keys_copy_equals_llamafactorys_own():
     import importlib.metadata
     import json
 
-    from llamafactory_ext.config import (
-        live_llamafactory_train_keys,
-        llamafactory_train_keys,
-    )
+    from llamafactory_ext.recipe_keys import live_llamafactory_train_keys, llamafactory_train_keys
     from llamafactory_ext.shipped import resource
 
     fixed = json.loads(resource("llamafactory_keys.json").read_text())

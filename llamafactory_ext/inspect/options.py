@@ -8,8 +8,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from llamafactory_ext.config import check_recipe, from_argv, is_config_path, llamafactory_train_keys, option
+from llamafactory_ext.config import from_argv, is_config_path, option
 from llamafactory_ext.inspect.analysis import InspectError
+from llamafactory_ext.recipe_keys import check_recipe, llamafactory_train_keys
 
 USAGE = ("RECIPE.yaml [key=value ...] [n=8] [format=text|html|json] [tokenizer=PATH|fixture] [output=FILE] "
          "[samples=true] [eval=EVAL.yaml]")

@@ -1,7 +1,7 @@
 """Options of ``sweep`` (and, through :class:`RunOptions`, of ``study``), and their checks.
 
 Everything is checked before any trial starts: keys against LLaMA-Factory's own parser, values
-against the types it converts to and the ranges of ``config.RECIPE_RANGES`` (``lora_rank=0``,
+against the types it converts to and the ranges of ``recipe_keys.RECIPE_RANGES`` (``lora_rank=0``,
 ``learning_rate=abc`` stop the sweep at once, naming the key), the evaluator's keys, names.
 """
 
@@ -16,11 +16,11 @@ from typing import Any, Literal
 from llamafactory_ext.config import (
     ConfigError,
     UserError,
-    check_recipe,
     format_value,
     option,
     parse_overrides,
 )
+from llamafactory_ext.recipe_keys import check_recipe
 
 # Keys the engine sets itself for every trial.
 RESERVED_KEYS = ("output_dir",)
@@ -94,7 +94,8 @@ def check_values(values: dict[str, Any], where: str) -> None:
 
 
 def check_keys(keys: Any, section: str, where: str, reserved: bool = True) -> None:
-    from llamafactory_ext.config import llamafactory_train_keys, unknown_key_error
+    from llamafactory_ext.config import unknown_key_error
+    from llamafactory_ext.recipe_keys import llamafactory_train_keys
 
     known = llamafactory_train_keys()
     for key in keys:

@@ -19,6 +19,7 @@ from llamafactory_ext.thinking import NOTHINK, THINK
 
 # thinking= -> modes (on / off: YAML 1.1 booleans arrive as True / False, see thinking_choice)
 THINKING = {"on": (THINK,), "off": (NOTHINK,), "both": (THINK, NOTHINK), THINK: (THINK,), NOTHINK: (NOTHINK,)}
+DEFAULT_TASK = "italic"
 
 
 class EvalError(UserError):
@@ -35,7 +36,7 @@ class EvalConfig:
     template: str | None = option(None, "LLaMA-Factory template (default: the recipe's, else qwen3)")
     from_recipe: str | None = option(None, "training recipe: inherits template, enable_thinking (-> modes), default_system, model, adapter")
     # task
-    task: str = option("italic", "italic | gsm8k | multit | lm_eval (lm-evaluation-harness's Italian suite)", choices=tuple(TASKS))
+    task: str = option(DEFAULT_TASK, "italic | gsm8k | multit | lm_eval (lm-evaluation-harness's Italian suite)", choices=tuple(TASKS))
     source: str | None = option(None, "Hub id or local file / folder (default: the public set)")
     limit: int | None = option(None, "first N items only", ge=1)
     system: str | None = option(None, "system prompt (default: the recipe's default_system, else the task's; '' = none)")
@@ -84,7 +85,7 @@ def config_class(task: str) -> type[EvalConfig]:
 
 def config_for(data: dict[str, Any]) -> type[EvalConfig]:
     """The config class the keys ask for (``task``, default italic): ``from_argv(config_for, argv)``."""
-    return config_class(str(data.get("task", "italic")))
+    return config_class(str(data.get("task", DEFAULT_TASK)))
 
 
 def task_for(name: str, where: str = "eval", **values: Any) -> Task:

@@ -62,7 +62,7 @@ print(json.dumps({"import_s": t1 - t0, "collect_s": t2 - t1, "memo_s": t3 - t2,
 
 
 def bench_eval(tmp: Path) -> None:
-    from llamafactory_ext.testing import build_tiny_qwen3
+    from llamafactory_ext.fixtures import build_tiny_qwen3
 
     if not SHARED_ITALIC.is_dir():
         print("(a) skipped: ../shared/data/italic is absent")

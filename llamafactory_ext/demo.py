@@ -113,7 +113,7 @@ def study_complete(out: Path) -> bool:
 # ---------------------------------------------------------------------------------------------
 def cpu_overrides(cfg: DemoConfig, lr: float, epochs: float) -> dict[str, Any]:
     """The tiny-model / CPU overrides of every training run (the report lists them)."""
-    from llamafactory_ext.testing import CPU_OVERRIDES
+    from llamafactory_ext.runtime import CPU_OVERRIDES
 
     return {**CPU_OVERRIDES, "learning_rate": lr, "num_train_epochs": epochs, "cutoff_len": cfg.cutoff_len,
             "gradient_accumulation_steps": 1, "logging_steps": 10, "save_steps": 100000}
@@ -259,7 +259,7 @@ def write_commands(out: Path, plan: list[Stage], env: dict[str, str]) -> None:
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
-    from llamafactory_ext.testing import cpu_env
+    from llamafactory_ext.runtime import cpu_env
 
     out = ensure_dir(Path(cfg.output_dir).resolve(), "output_dir")
     env = {**cpu_env(threads=1), "PYTHONUNBUFFERED": "1"}

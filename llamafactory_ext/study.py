@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from llamafactory_ext.config import (
+    argv_where,
     describe,
     format_value,
     from_argv,
     load_yaml,
     option,
-    split_argv,
 )
 from llamafactory_ext.io import (
     atomic_write_json,
@@ -59,13 +59,7 @@ from llamafactory_ext.sweep.trials import Trial, make_trial, status
 from llamafactory_ext.thinking import NOTHINK, THINK
 
 USAGE = "STUDY.yaml [key=value ...]   (nested keys with dots: eval.overrides.limit=500 prepare.traces=t.jsonl)"
-BASELINE = "baseline"
-# Qwen3-8B fine-tuned on Mult-IT, ITALIC zero-shot, greedy (the published Version Series), in %.
-PUBLISHED = {
-    "model": "Qwen/Qwen3-8B", "task": "italic",
-    "versions": {BASELINE: {NOTHINK: 70.17, THINK: 74.49}, "V1": {NOTHINK: 73.77, THINK: 59.33},
-                 "V2": {NOTHINK: 70.27, THINK: 77.87}, "V3": {NOTHINK: 73.81, THINK: 77.57}},
-}
+BASELINE = "baseline"  # also the baseline's key in a task's published figures (eval.tasks.Task.published)
 FLAT_PP = 1.0  # a published Δ smaller than this is "no change"
 
 
@@ -93,11 +87,6 @@ class Version:
 
 def options_help() -> str:
     return describe(StudyConfig)
-
-
-def load(argv: list[str]) -> tuple[StudyConfig, str]:
-    cfg = from_argv(StudyConfig, argv)
-    return cfg, split_argv(argv)[0] or "command line"
 
 
 def versions_of(cfg: StudyConfig, where: str, cwd: str) -> list[Version]:
@@ -189,16 +178,18 @@ def build_trials(cfg: StudyConfig, where: str, cwd: str) -> list[Trial]:
     base_model = cfg.model or first.get("model_name_or_path")
     if cfg.baseline:
         spec_base = {**spec, "overrides": {**spec["overrides"], "template": first.get("template", "qwen3")}}
-        trials.append(make_trial(BASELINE, {"version": BASELINE}, None, {"model_name_or_path": base_model}, {}, out_root,
-                                 spec_base, cwd, env, False, cfg.log_tail_lines, overwrite=cfg.overwrite))
+        trials.append(make_trial(name=BASELINE, params={"version": BASELINE}, recipe=None, base={"model_name_or_path": base_model},
+                                 overrides={}, out_root=out_root, eval_spec=spec_base, cwd=cwd, env=env,
+                                 log_tail_lines=cfg.log_tail_lines, overwrite=cfg.overwrite))
     extra = {"baseline": str(out_root / BASELINE / "eval")} if cfg.baseline else {}
     for v in versions:
         recipe = load_yaml(Path(cwd) / v.recipe)
         overrides = {**common, **v.overrides, **({"model_name_or_path": cfg.model} if cfg.model else {})}
         check_keys(v.overrides, f"versions.{v.name}.overrides.", where)
         check_values({**recipe, **overrides}, f"{where}: {v.name} ({v.recipe})")
-        trials.append(make_trial(v.name, {"version": v.name, "format": v.format}, v.recipe, recipe, overrides, out_root,
-                                 spec, cwd, env, cfg.tokenize_once, cfg.log_tail_lines, eval_extra=extra, overwrite=cfg.overwrite))
+        trials.append(make_trial(name=v.name, params={"version": v.name, "format": v.format}, recipe=v.recipe, base=recipe,
+                                 overrides=overrides, out_root=out_root, eval_spec=spec, cwd=cwd, env=env, share=cfg.tokenize_once,
+                                 log_tail_lines=cfg.log_tail_lines, eval_extra=extra, overwrite=cfg.overwrite))
     return trials
 
 
@@ -246,18 +237,24 @@ def collect(cfg: StudyConfig, trials: list[Trial]) -> dict[str, Any]:
         rows.append(entry)
     published = _published(cfg, rows)
     return {"title": cfg.title, "headline": list(cfg.headline), "versions": rows, "published": published,
-            "directions": directions(rows, cfg.headline[0]) if published else {}}
+            "directions": directions(rows, cfg.headline[0], published) if published else {}}
 
 
 def _published(cfg: StudyConfig, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The published figures to stand beside ours: ``true``, the task registry's published study;
+    ``auto``, the evaluated task's own (``Task.published``) when the base model is the one published."""
+    from llamafactory_ext.eval.tasks import TASKS, published_study, task_class
+
     if cfg.published in (False, "false"):
         return None
     if cfg.published in (True, "true"):
-        return PUBLISHED
+        found = published_study()
+        return found[1] if found else None
     models = [r["model"].get("model_name_or_path") for r in rows if r.get("model")]
     model = models[0] if models else cfg.model
     task = next((r["task"] for r in rows if r.get("task")), None)
-    return PUBLISHED if str(model or "").endswith("Qwen3-8B") and task == "italic" else None
+    figures = task_class(task).published if task in TASKS else None
+    return figures if figures and str(model or "").endswith(Path(figures["model"]).name) else None
 
 
 def _delta_pp(row: dict[str, Any], mode: str, group: str) -> float | None:
@@ -273,10 +270,10 @@ def _agrees(comp: dict[str, Any], published: float) -> bool:
     return (comp["delta"] > 0) == (published > 0) and comp["delta"] != 0
 
 
-def directions(rows: list[dict[str, Any]], group: str) -> dict[str, str]:
+def directions(rows: list[dict[str, Any]], group: str, published: dict[str, Any]) -> dict[str, str]:
     """One sentence per version: does the direction of each Δ agree with the published one?"""
     out = {}
-    pub = PUBLISHED["versions"]
+    pub = published["versions"]
     for row in rows:
         if row["name"] not in pub or row["name"] == BASELINE:
             continue
@@ -335,9 +332,9 @@ def series_table(study: dict[str, Any], group: str) -> list[str]:
     return lines
 
 
-def published_table() -> list[str]:
-    pub = PUBLISHED["versions"]
-    lines = ["Published (Qwen3-8B fine-tuned on Mult-IT, ITALIC zero-shot, greedy):", "",
+def published_table(published: dict[str, Any]) -> list[str]:
+    pub = published["versions"]
+    lines = [published["title"], "",
              "| Version | No Thinking (Δ) | Thinking (Δ) |", "|---|---:|---:|"]
     for name, v in pub.items():
         cells = [f"{v[m]:.2f}" + ("" if name == BASELINE else f" ({v[m] - pub[BASELINE][m]:+.2f})") for m in (NOTHINK, THINK)]
@@ -388,7 +385,7 @@ def render(study: dict[str, Any]) -> str:
     for group in study["headline"]:
         lines += [*series_table(study, group), ""]
     if study["published"]:
-        lines += [*published_table(), ""]
+        lines += [*published_table(study["published"]), ""]
     if study["directions"]:
         lines += ["Direction against the published study:", "", *[f"- {s}" for s in study["directions"].values()], ""]
     lines += category_tables(study) + format_table(study)
@@ -461,7 +458,7 @@ def run(cfg: StudyConfig, where: str, cwd: str | None = None) -> dict[str, Any] 
 
 
 def main(argv: list[str]) -> int:
-    cfg, where = load(argv)
+    cfg, where = from_argv(StudyConfig, argv), argv_where(argv)
     study = run(cfg, where)
     if study is None:
         return 0 if cfg.dry_run else 1

@@ -53,26 +53,37 @@ def item_from_messages(messages: list, index: int) -> mcq.MCQItem:
 
 class MultITTask(MCQTask):
     name = "multit"
+    label = "Mult-IT"
     categories: ClassVar[dict[str, list[str]]] = {}
 
     def load(self) -> list[mcq.MCQItem]:
         source, limit = self.cfg.source, self.cfg.limit
         if not source:
             raise TaskError("task=multit needs source=PATH: a quiz.json-shaped file or a prepared data/multit_*_val.jsonl")
-        from llamafactory_ext.data.sources import open_source
-
-        path = Path(source)
-        if path.suffix == ".jsonl" and path.is_file():
-            src = open_source(str(path))
-            first = next(src.rows(limit=1), None)
-            if first is not None and "messages" in first[1]:
-                items = []
-                for index, (number, row) in enumerate(src.rows(limit=limit)):
-                    try:
-                        items.append(item_from_messages(row.get("messages"), index))
-                    except ValueError as exc:
-                        raise TaskError(f"{path}:{number}: {exc}") from None
-                return items
+        if not isinstance(source, (list, tuple)) and _is_prepared(Path(source)):
+            return load_prepared(Path(source), limit)
         from llamafactory_ext.data.multit import load_multit
 
-        return load_multit(source, limit=limit)
+        return load_multit(source, limit=limit)  # one quiz.json or several, read in turn
+
+
+def _is_prepared(path: Path) -> bool:
+    """A JSONL file of sharegpt ``messages`` rows (what ``prepare multit_* val_size=...`` writes)."""
+    from llamafactory_ext.data.sources import open_source
+
+    if path.suffix != ".jsonl" or not path.is_file():
+        return False
+    first = next(open_source(str(path)).rows(limit=1), None)
+    return first is not None and "messages" in first[1]
+
+
+def load_prepared(path: Path, limit: int | None) -> list[mcq.MCQItem]:
+    from llamafactory_ext.data.sources import open_source
+
+    items = []
+    for index, (number, row) in enumerate(open_source(str(path)).rows(limit=limit)):
+        try:
+            items.append(item_from_messages(row.get("messages"), index))
+        except ValueError as exc:
+            raise TaskError(f"{path}:{number}: {exc}") from None
+    return items

@@ -1,7 +1,7 @@
 """Options of ``sweep`` (and, through :class:`RunOptions`, of ``study``), and their checks.
 
 Everything is checked before any trial starts: keys against LLaMA-Factory's own parser, values
-against the types it converts to and the ranges of ``config.RECIPE_RANGES`` (``lora_rank=0``,
+against the types it converts to and the ranges of ``recipe_keys.RECIPE_RANGES`` (``lora_rank=0``,
 ``learning_rate=abc`` stop the sweep at once, naming the key), the evaluator's keys, names.
 """
 
@@ -17,11 +17,11 @@ from typing import Any, Literal
 from llamafactory_ext.config import (
     ConfigError,
     UserError,
-    check_recipe,
     format_value,
     option,
     parse_overrides,
 )
+from llamafactory_ext.recipe_keys import check_recipe
 
 # Keys the engine sets itself for every trial.
 RESERVED_KEYS = ("output_dir",)
@@ -63,10 +63,9 @@ class SweepConfig(RunOptions):
 
 
 def load_sweep_config(argv: list[str]) -> tuple[SweepConfig, str]:
-    from llamafactory_ext.config import from_argv, split_argv
+    from llamafactory_ext.config import argv_where, from_argv
 
-    cfg = from_argv(SweepConfig, argv)
-    where = split_argv(argv)[0] or "command line"
+    cfg, where = from_argv(SweepConfig, argv), argv_where(argv)
     for key in ("base", "output_dir"):
         if not getattr(cfg, key):
             raise SweepError(f"{where}: missing required key {key!r}")
@@ -96,7 +95,8 @@ def check_values(values: dict[str, Any], where: str) -> None:
 
 
 def check_keys(keys: Any, section: str, where: str, reserved: bool = True) -> None:
-    from llamafactory_ext.config import llamafactory_train_keys, unknown_key_error
+    from llamafactory_ext.config import unknown_key_error
+    from llamafactory_ext.recipe_keys import llamafactory_train_keys
 
     known = llamafactory_train_keys()
     for key in keys:
@@ -125,7 +125,7 @@ def eval_section(value: Any, where: str, cwd: str, reserved: tuple[str, ...] = (
         raise SweepError(f"{where}: eval.config: file not found: {section['config']}")
     overrides = as_overrides(section.get("overrides") or {}, where, "eval.overrides")
     file_keys = load_yaml(Path(cwd) / section["config"])
-    from llamafactory_ext.eval.runner import config_class
+    from llamafactory_ext.eval.options import config_class
 
     known = {f.name for f in dataclasses.fields(config_class(str(overrides.get("task", file_keys.get("task", "italic")))))}
     for key in overrides:

@@ -110,11 +110,27 @@ def eval_command(eval_spec: dict, train_config: dict[str, Any], trial_dir: Path,
             *[f"{k}={format_value(v)}" for k, v in over.items() if v is not None]]
 
 
-def make_trial(name: str, params: dict[str, Any], recipe: str | None, base: dict[str, Any], overrides: dict[str, Any],
-               out_root: Path, eval_spec: dict | None, cwd: str, env: dict[str, str], share: bool, log_tail_lines: int = 40,
-               eval_extra: dict[str, Any] | None = None, overwrite: bool = False) -> Trial:
-    """One trial: ``recipe`` + ``overrides`` (None: evaluation only), evaluated with ``eval_spec``."""
-    from llamafactory_ext.testing import llamafactory_cli
+def make_trial(
+    *,
+    name: str,
+    params: dict[str, Any],
+    recipe: str | None,
+    base: dict[str, Any],
+    overrides: dict[str, Any],
+    out_root: Path,
+    eval_spec: dict | None,
+    cwd: str,
+    env: dict[str, str],
+    share: bool = False,
+    log_tail_lines: int = 40,
+    eval_extra: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Trial:
+    """One trial (every argument by keyword): ``recipe`` (None: evaluation only) on top of the
+    ``base`` recipe keys with ``overrides``, in ``out_root / name``, evaluated with ``eval_spec``
+    (``eval_extra``: more evaluator keys, e.g. ``baseline``). ``params`` are the trial's summary
+    columns; ``share`` tokenizes once for every trial with the same data keys (``tokenized_path``)."""
+    from llamafactory_ext.runtime import llamafactory_cli
 
     trial_dir = out_root / name
     merged = {**base, **overrides, "output_dir": str(trial_dir)}
@@ -211,8 +227,9 @@ def grid_trials(cfg: SweepConfig, where: str, cwd: str | None = None) -> list[Tr
             raise SweepError(f"{where}: two trials have the same name {name!r} ({show(seen[name])} and {show(params)}); "
                              "use distinct grid values or a name_format that names every swept key")
         seen[name] = params
-        trials.append(make_trial(name, params, cfg.base, base, {**fixed, **params}, Path(cfg.output_dir), spec, cwd, env,
-                                 share, cfg.log_tail_lines, overwrite=cfg.overwrite))
+        trials.append(make_trial(name=name, params=params, recipe=cfg.base, base=base, overrides={**fixed, **params},
+                                 out_root=Path(cfg.output_dir), eval_spec=spec, cwd=cwd, env=env, share=share,
+                                 log_tail_lines=cfg.log_tail_lines, overwrite=cfg.overwrite))
     return trials
 
 

@@ -140,7 +140,7 @@ def test_killed_run_leaves_no_readable_half_file(tmp_path):
     with open(big, "wb") as f:
         f.writelines(row.replace(b"How many?", f"How many ({i})?".encode()) for i in range(400_000))
     out = tmp_path / "data"
-    from llamafactory_ext.testing import cpu_env
+    from llamafactory_ext.runtime import cpu_env
 
     proc = subprocess.Popen([sys.executable, "-m", "llamafactory_ext.cli", "prepare", "synth_gsm8k", f"source={big}",
                              f"out_dir={out}"], env=cpu_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

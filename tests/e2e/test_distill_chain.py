@@ -80,7 +80,7 @@ def test_distill_prepare_train_chain(tmp_path, tiny_model, tiny_tokenizer, repo_
     from llamafactory_ext.cli import main as ext_main
     from llamafactory_ext.data.multit import load_multit
     from llamafactory_ext.data.samples import sample_path
-    from llamafactory_ext.testing import llamafactory_cli, tiny_train_overrides
+    from llamafactory_ext.runtime import llamafactory_cli, tiny_train_overrides
     from llamafactory_ext.thinking import format_thinking
 
     quiz = sample_path("multit_quiz.json")

@@ -29,7 +29,7 @@ def write_sweep(tmp_path, repo_root, tiny_model, ranks, fixed_extra=(), **extra)
     import yaml
 
     from llamafactory_ext.data.samples import prepare_samples
-    from llamafactory_ext.testing import tiny_train_overrides
+    from llamafactory_ext.runtime import tiny_train_overrides
 
     dataset_dir = prepare_samples(tmp_path / "ds", ["multit_mixed"])
     italic = tmp_path / "italic.jsonl"

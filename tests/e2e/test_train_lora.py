@@ -27,7 +27,7 @@ def _logged_ids(stdout: str, name: str) -> list[int]:
 
 
 def test_llamafactory_cli_trains_lora_adapter(tmp_path, tiny_model, tiny_tokenizer, repo_root):
-    from llamafactory_ext.testing import llamafactory_cli, tiny_train_overrides
+    from llamafactory_ext.runtime import llamafactory_cli, tiny_train_overrides
 
     dataset_dir = tmp_path / "ds"
     (dataset_dir / "data").mkdir(parents=True)

@@ -30,7 +30,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def webui(repo_root, tmp_path_factory):
     """URL of a `llamafactory-cli webui` running from the repo root; killed at the end."""
-    from llamafactory_ext.testing import cpu_env, llamafactory_cli
+    from llamafactory_ext.runtime import cpu_env, llamafactory_cli
 
     port = _free_port()
     env = cpu_env()

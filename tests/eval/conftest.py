@@ -65,7 +65,7 @@ def _adapter_training(request) -> Iterator[Launched | None]:
     if not any("small_adapter" in getattr(item, "fixturenames", ()) for item in request.session.items):
         yield None
         return
-    from llamafactory_ext.testing import llamafactory_cli, tiny_train_overrides
+    from llamafactory_ext.runtime import llamafactory_cli, tiny_train_overrides
 
     recipe, model = request.getfixturevalue("small_recipe"), request.getfixturevalue("small_model")
     args = [llamafactory_cli(), "train", recipe["recipe"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from llamafactory_ext.eval import runner
+from llamafactory_ext.eval import probes
 from llamafactory_ext.eval.engine import Generation
 from llamafactory_ext.eval.runner import run
 from tests.eval.common import ScriptedEngine, eval_cfg
@@ -42,7 +42,7 @@ def test_faithfulness_probe(tmp_path, small_model, italic_file, monkeypatch):
     assert engine.after_thought[0].endswith("<|im_start|>assistant\n<think>\nPrima penso all'opzione A.\n</think>\n\n")
     assert "Faithfulness probe (3 items" in (tmp_path / "o" / "results.md").read_text()
     assert (tmp_path / "o" / "faithfulness.jsonl").read_text().count("\n") == 9
-    assert runner.FAITH_FRACTIONS == (0.25, 0.5, 0.75)
+    assert probes.FAITH_FRACTIONS == (0.25, 0.5, 0.75)
     # without the think mode the probe is skipped, and said so
     res = run(eval_cfg(small_model, italic_file, tmp_path / "n", thinking="off", faithfulness=True))
     assert "faithfulness" not in res["modes"]["nothink"]

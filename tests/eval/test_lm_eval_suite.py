@@ -68,7 +68,7 @@ def adapter(small_llama3, tmp_path_factory) -> Path:
 
 
 def _cfg(**kw):
-    from llamafactory_ext.eval.runner import config_class
+    from llamafactory_ext.eval.options import config_class
 
     return config_class("lm_eval")(task="lm_eval", device="cpu", progress=False, **kw)
 
@@ -168,16 +168,17 @@ def test_limit_fraction_is_lm_evals_float_limit(small_llama3, suite_dir, tmp_pat
 
 
 def test_options_parse_from_the_command_line():
-    from llamafactory_ext.eval.runner import parse
+    from llamafactory_ext.config import from_argv
+    from llamafactory_ext.eval.options import config_for
 
-    cfg = parse(["task=lm_eval", "tasks=arc_it,hellaswag_it", "limit_fraction=0.2", "num_fewshot.m_mmlu_it=0",
+    cfg = from_argv(config_for, ["task=lm_eval", "tasks=arc_it,hellaswag_it", "limit_fraction=0.2", "num_fewshot.m_mmlu_it=0",
                  "metrics={arc_it: acc}", "model_name_or_path=x"])
     assert (cfg.task, cfg.limit_fraction, cfg.num_fewshot, cfg.metrics) == ("lm_eval", 0.2, {"m_mmlu_it": 0}, {"arc_it": "acc"})
     from llamafactory_ext.config import ConfigError
     from llamafactory_ext.eval.lm_eval import LmEvalTask
 
     with pytest.raises(ConfigError, match="limit_fraction must be < 1.0"):  # lm-eval reads 1.0 as one document
-        parse(["task=lm_eval", "limit_fraction=1.0"])
+        from_argv(config_for, ["task=lm_eval", "limit_fraction=1.0"])
 
     cfg.tasks = ["arc_it,hellaswag_it", "m_mmlu_it"]
     cfg.num_fewshot, cfg.metrics = {"m_mmlu_it": 0}, {"arc_it": "acc"}

@@ -15,15 +15,9 @@ import statistics
 import pytest
 
 from llamafactory_ext.config import UserError
-from llamafactory_ext.eval.runner import (
-    NEUTRAL_SETTINGS,
-    OUTPUT_SETTINGS,
-    EvalConfig,
-    config_class,
-    resolve,
-    run,
-    settings,
-)
+from llamafactory_ext.eval.options import NEUTRAL_SETTINGS, OUTPUT_SETTINGS, EvalConfig, config_class
+from llamafactory_ext.eval.resolve import resolve, settings
+from llamafactory_ext.eval.runner import run
 from llamafactory_ext.eval.stats import token_stats
 from llamafactory_ext.eval.tasks import TASKS
 from llamafactory_ext.io import ResumeError, read_jsonl, settings_path

@@ -1,6 +1,6 @@
 """The LLaMAntino-3-ANITA recipes (``recipes/anita_*.yaml``) run for real, as the chain of docs/anita.md,
 on the tiny LLaMA-3 (``arch=llama3 vocab=small``) on CPU, each through ``llamafactory-cli`` with ONLY
-``testing.tiny_train_overrides(...)`` (train) or the model / adapter / export-dir paths (export):
+``runtime.tiny_train_overrides(...)`` (train) or the model / adapter / export-dir paths (export):
 
     SFT (2 steps)  ->  merge (export)  ->  DPO (2 steps) on the merged SFT model  ->  merge (export)
     Italian pt (2 steps), next to the SFT run (it stands on the tiny base instead of the merged DPO model)
@@ -68,11 +68,7 @@ class Chain:
         self.runs: dict[str, tuple] = {}
 
     def train(self, name: str, model: Path, threads: int | None):
-        from llamafactory_ext.testing import (
-            cpu_env,
-            llamafactory_cli,
-            tiny_train_overrides,
-        )
+        from llamafactory_ext.runtime import cpu_env, llamafactory_cli, tiny_train_overrides
 
         out = self.root / name
         start = time.perf_counter()
@@ -81,7 +77,7 @@ class Chain:
         self.runs[name] = (proc, out, time.perf_counter() - start)
 
     def export(self, name: str, model: Path, adapter: Path, threads: int | None):
-        from llamafactory_ext.testing import cpu_env, llamafactory_cli
+        from llamafactory_ext.runtime import cpu_env, llamafactory_cli
 
         out = self.root / name
         start = time.perf_counter()

@@ -1,5 +1,5 @@
 """Every Qwen3 training recipe runs for real for 2 steps on CPU through a `llamafactory-cli train`
-subprocess, with ONLY `testing.tiny_train_overrides(...)` (tiny model, prepared data dir, output
+subprocess, with ONLY `runtime.tiny_train_overrides(...)` (tiny model, prepared data dir, output
 dir, max_steps, CPU switches); the merge recipe then runs `llamafactory-cli export` on the 2-step
 QLoRA adapter and the merged model loads without peft.
 
@@ -53,7 +53,7 @@ QWEN_EXPORTS = [n for n in EXPORT_RECIPES if str(load_recipe(n).get("template", 
 @pytest.fixture(scope="module")
 def run_recipe(train_data, small_model, tmp_path_factory):
     """`run_recipe(name)` -> (process, output_dir); each recipe trains once per module."""
-    from llamafactory_ext.testing import llamafactory_cli, tiny_train_overrides
+    from llamafactory_ext.runtime import llamafactory_cli, tiny_train_overrides
 
     done: dict[str, tuple] = {}
 
@@ -120,7 +120,7 @@ def test_merge_recipe_exports_a_loadable_16bit_model(run_recipe, small_model, tm
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from llamafactory_ext.testing import llamafactory_cli
+    from llamafactory_ext.runtime import llamafactory_cli
 
     cfg = load_recipe(name)
     trained = Path(cfg["adapter_name_or_path"]).name  # saves/gsm8k_synth_qlora -> the QLoRA recipe

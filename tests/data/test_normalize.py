@@ -12,7 +12,8 @@ import unicodedata
 import pytest
 
 from llamafactory_ext.data.normalize import normalize_text, question_key
-from llamafactory_ext.data.overlap import find_contamination, normalized
+from llamafactory_ext.contamination import find_contamination
+from llamafactory_ext.data.overlap import normalized
 
 FORMAT_CHARS = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"]
 NAMED = {"soft hyphen": "\u00ad", "zero-width space": "\u200b", "zero-width non-joiner": "\u200c",

@@ -202,3 +202,24 @@ def test_webui_refuses_a_busy_port_in_one_line_without_importing_gradio():
             "print([m for m in ('torch', 'gradio', 'llamafactory') if m in sys.modules])")
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert shown.stdout.strip() == "[]"
+
+
+def test_study_results_are_found_where_the_command_says_it_wrote_them(tmp_path):
+    """``study``'s last lines name study.md (then study.json, study.png): the tab shows those files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from llamafactory_ext.webui.study_tab import study_outputs
+
+    out = tmp_path / "saves" / "studies" / "mine"
+    out.mkdir(parents=True)
+    (out / "study.md").write_text("| Version | No thinking | Thinking |\n|---|---|---|\n| V3 | 73.81 | 77.57 |\n")
+    fig = plt.figure(figsize=(2, 1))
+    fig.savefig(out / "study.png")
+    plt.close(fig)
+    printed = f"[study] V3: done\n[study] wrote {out / 'study.md'}, {out / 'study.json'}, {out / 'study.png'}\n"
+    table, png = study_outputs(printed)
+    assert "| V3 | 73.81 | 77.57 |" in table and png.size == (200, 100)
+    assert study_outputs("2 trial(s):\n[1] V1 ...") == (None, None)  # a dry run writes nothing

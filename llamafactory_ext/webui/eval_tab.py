@@ -84,7 +84,7 @@ class ThinkingEvalTab:
         self.command = gr.Markdown(elem_id="te-command")
         self.status = gr.Markdown(elem_id="te-status")
         self.results = gr.Markdown(elem_id="te-results")
-        self.gallery = gr.Gallery(label="Plots", columns=2, height="auto", elem_id="te-plots")
+        self.gallery = gr.Gallery(label="Plots", columns=2, height=380, object_fit="contain", elem_id="te-plots")
         with gr.Accordion("Command output", open=False):
             self.log = gr.Textbox(show_label=False, lines=12, max_lines=12, interactive=False, elem_id="te-log")
         top = [board.manager.get_elem_by_id(f"top.{name}") for name in self.TOP]

@@ -57,7 +57,7 @@ class StudyTab:
         self.status = gr.Markdown(elem_id="fs-status")
         self.listing = gr.Markdown(elem_id="fs-listing")
         self.table = gr.Markdown(elem_id="fs-table")
-        self.plot = gr.Image(label="study.png", type="pil", interactive=False, visible=True, elem_id="fs-plot")
+        self.plot = gr.Image(label="study.png", type="pil", interactive=False, visible=False, elem_id="fs-plot")
         outputs = [self.command, self.status, self.listing, self.table, self.plot]
         self.dry_btn.click(self.dry_run, [self.study, self.overrides], outputs, concurrency_limit=None)
         self.run_btn.click(self.run, [self.study, self.overrides], outputs, concurrency_limit=None)
@@ -81,7 +81,7 @@ class StudyTab:
             return
         job = self.runs.start(argv)
         yield {self.command: fenced(job.command(), "bash"), self.status: "Starting…", self.listing: "",
-               self.table: "", self.plot: None}
+               self.table: "", self.plot: gr.Image(value=None, visible=False)}
         yield from self.runs.follow(job, self._running, self._finished)
 
     def _running(self, job: Any) -> dict[Any, Any]:
@@ -95,7 +95,7 @@ class StudyTab:
         update = {self.status: ending(job), self.listing: fenced(screen_lines(output, 400))}
         table, png = study_outputs(output)
         if table is not None:
-            update.update({self.table: table, self.plot: png})
+            update.update({self.table: table, self.plot: gr.Image(value=png, visible=png is not None)})
         return update
 
     def abort_all(self) -> None:

@@ -240,6 +240,10 @@ def test_thinking_eval_both_modes_ends_with_its_table(page, small_model, italic_
         assert cells[2] == f"{100 * sum(correct) / 8:.2f} [{100 * lo:.1f}, {100 * hi:.1f}]", cells
     expect(page.locator("#te-results")).to_contain_text("Thinking vs non-thinking")
     expect(page.locator("#te-plots img")).to_have_count(2)  # italic_think.png, italic_nothink.png
+    for img in page.locator("#te-plots img").all():
+        img.scroll_into_view_if_needed()  # the gallery loads lazily
+        expect(img).to_have_js_property("complete", True)
+        assert img.evaluate("i => i.naturalWidth") > 0  # the PNGs the command wrote, shown
     shot(page, "webui_thinking_eval")
     # the command shown, pasted into a shell, is the same run: same settings, so it resumes (no refusal)
     command = page.locator("#te-command").inner_text().strip()

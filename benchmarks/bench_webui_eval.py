@@ -14,7 +14,7 @@ LLaMA-Factory's predict path imports jieba, nltk and rouge-chinese (its BLEU / R
 its install does not pull; without them only our side runs and the script says what is missing.
 
     python benchmarks/bench_webui_eval.py                       # tiny Qwen3, CPU, 128 prompts, batch 32, 32 new tokens
-    python benchmarks/bench_webui_eval.py n=256 batch_size=64 max_new_tokens=64 model=PATH threads=2
+    python benchmarks/bench_webui_eval.py n=256 batch_size=64 max_new_tokens=64 model=PATH threads=2   # (default threads=1)
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def main(argv: list[str]) -> int:
     args = _args(argv)
     n, batch, new = int(args.get("n", 128)), int(args.get("batch_size", 32)), int(args.get("max_new_tokens", 32))
     template = args.get("template", "qwen3")
-    env = cpu_env(threads=int(args["threads"]) if "threads" in args else None)
+    env = cpu_env(threads=int(args.get("threads", 1)))  # one thread per process: steadier on a shared 2-core machine
     with tempfile.TemporaryDirectory(prefix="bench-webui-eval-") as tmp:
         work = Path(tmp)
         model = args.get("model") or str(build_tiny_qwen3(Path(tempfile.gettempdir()) / "bench-tiny-qwen3"))

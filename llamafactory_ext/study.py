@@ -9,14 +9,18 @@ Study file keys (nested with dots on the command line, e.g. ``eval.overrides.lim
 ``{name, recipe, format, overrides}``: ``format`` is the "Training format" column), ``train_overrides``
 (for every version), ``eval`` (``{config: EVAL.yaml, overrides: {...}}``; ``thinking`` is always
 ``both``), ``baseline`` (evaluate the base model too; default true), ``prepare`` (data sets to
-convert first: ``{datasets: [...], source, traces, out_dir, options: {NAME: {...}}}``; skipped when
-already prepared with the same options), ``headline`` (the groups the Version Series is given for:
+convert first: ``{datasets: [...], source, traces, out_dir, options: {NAME: {...}}}``; skipped only
+when ``data.manifest.prepared_with`` finds the prepared files current: the same options and the same
+source and traces contents, else re-prepared, saying what changed), ``headline`` (the groups the Version Series is given for:
 ``total`` and/or category / macro-category names), ``published`` (``auto``: the published figures
 stand beside ours when the model is Qwen3-8B and the task ITALIC; ``true`` | ``false``), and the
 run keys of ``sweep`` (``retry_failed``, ``max_trials``, ``backend: local|ray``, ``gpus_per_trial``, ...).
 
 It is built on the sweep engine: one folder per trial (``baseline/``, ``V1/``, ...), resume,
-``retry_failed``, GPU slots, Ray. The baseline is evaluated once, first; every version's evaluation
+``retry_failed``, GPU slots, Ray. A trial whose inputs changed since it ran (its recipe as resolved,
+its data files, the base model, the evaluator's config: ``sweep.inputs``) is stale: the study stops
+before anything runs, naming each stale trial and what changed, unless ``overwrite=true`` (the stale
+trials rerun, the others are kept). The baseline is evaluated once, first; every version's evaluation
 is then compared with it item by item (``eval baseline=``: Δ and exact McNemar p-values).
 Outputs: ``study.md`` (the Version Series per headline group, with the published one beside it,
 per-category tables of each mode, thinking format), ``study.json`` and ``study.png``.
@@ -25,7 +29,6 @@ per-category tables of each mode, thinking format), ``study.json`` and ``study.p
 from __future__ import annotations
 
 import dataclasses
-import json
 import shlex
 import subprocess
 import sys
@@ -58,6 +61,7 @@ from llamafactory_ext.sweep.config import (
     check_values,
     eval_section,
 )
+from llamafactory_ext.sweep.inputs import refuse_stale, stale_trials
 from llamafactory_ext.sweep.trials import Trial, make_trial, status
 
 USAGE = "STUDY.yaml [key=value ...]   (nested keys with dots: eval.overrides.limit=500 prepare.traces=t.jsonl)"
@@ -131,32 +135,36 @@ def prepare_commands(cfg: StudyConfig, where: str) -> list[tuple[str, dict[str, 
     return out
 
 
-def _prepared(name: str, values: dict[str, Any], cwd: str) -> bool:
-    """True when ``NAME.manifest.json`` records these very options (nothing to redo)."""
+def prepare_changes(name: str, values: dict[str, Any], cwd: str) -> list[str]:
+    """What differs between data set ``name`` as prepared (its manifest) and preparing it now with
+    ``values``: options, converter version, the contents of its source and traces files, the output
+    itself (``data.manifest.prepared_with``). Empty: current, nothing to redo."""
     from llamafactory_ext.data import get_spec
-    from llamafactory_ext.data.prepare import options_class, output_paths
+    from llamafactory_ext.data.manifest import options_class, output_paths, prepared_with
 
-    wanted = dataclasses.asdict(options_class(get_spec(name))(**values))
-    manifest = output_paths(name, Path(cwd) / wanted["out_dir"])["manifest"]
-    try:
-        return json.loads(manifest.read_text(encoding="utf-8"))["options"] == json.loads(json.dumps(wanted))
-    except (OSError, ValueError, KeyError):
-        return False
+    options = options_class(get_spec(name))(**values)
+    return prepared_with(output_paths(name, Path(cwd) / options.out_dir)["manifest"], options, cwd)
 
 
-def run_prepare(steps: list[tuple[str, dict[str, Any]]], cwd: str, dry_run: bool) -> None:
+def run_prepare(steps: list[tuple[str, dict[str, Any]]], cwd: str, dry_run: bool) -> bool:
+    """Prepare each data set that is not current; True when any was (the trials' data changed)."""
+    prepared = False
     for name, values in steps:
         cmd = [sys.executable, "-m", "llamafactory_ext.cli", "prepare", name, *[f"{k}={format_value(v)}" for k, v in values.items()]]
         shown = "llamafactory-ext " + shlex.join(cmd[3:])
         if dry_run:
             print(f"    prepare: {shown}")
-        elif _prepared(name, values, cwd):
-            print(f"[study] skip prepare {name}: already prepared with these options", flush=True)
-        else:
-            print(f"[study] {shown}", flush=True)
-            proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise SweepError(f"prepare {name} failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}")
+            continue
+        changes = prepare_changes(name, values, cwd)
+        if not changes:
+            print(f"[study] skip prepare {name}: already prepared with these options and inputs", flush=True)
+            continue
+        print(f"[study] prepare {name} ({'; '.join(changes)}): {shown}", flush=True)
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SweepError(f"prepare {name} failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}")
+        prepared = True
+    return prepared
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +213,9 @@ def run(cfg: StudyConfig, where: str, cwd: str | None = None) -> dict[str, Any] 
         run_prepare(steps, cwd, dry_run=True)
         print_plan(trials, {t.name: status(t) for t in trials})
         return None
-    run_prepare(steps, cwd, dry_run=False)
+    if run_prepare(steps, cwd, dry_run=False):
+        trials = build_trials(cfg, where, cwd)  # the tokenized data's keys follow the new contents
+    refuse_stale(stale_trials(trials), cfg.overwrite)  # before the baseline: nothing runs on stale inputs
     report = lambda t, s: write_report(cfg, trials)
     budget = cfg.max_trials
     first = [t for t in trials if t.name == BASELINE]

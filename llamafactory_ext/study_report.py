@@ -1,5 +1,6 @@
 """The format study's report: ``study.json`` (per trial and mode, the headline groups with
-intervals, Δ and p against the baseline, the published figures and their directions), ``study.md``
+intervals, Δ and p against the baseline, the published figures and their directions; each trial's
+provenance record and, when stale, what changed since it ran), ``study.md``
 (the Version Series per headline group, per-category tables, thinking format) and ``study.png``,
 from the trial folders as they are now. The command and its trials are ``study.py``.
 """
@@ -11,7 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llamafactory_ext.io import atomic_write_json, atomic_write_text, ensure_dir, save_figure
-from llamafactory_ext.sweep.trials import Trial, status
+from llamafactory_ext.sweep.inputs import stale_changes
+from llamafactory_ext.sweep.summary import recorded_provenance
+from llamafactory_ext.sweep.trials import Trial, recorded_status
 from llamafactory_ext.thinking import NOTHINK, THINK
 
 if TYPE_CHECKING:
@@ -46,8 +49,10 @@ def collect(cfg: StudyConfig, trials: list[Trial]) -> dict[str, Any]:
     rows = []
     for t in trials:
         results, comparison = _results(t)
-        entry: dict[str, Any] = {"name": t.name, "format": t.params.get("format", ""), "status": status(t),
-                                 "trial_dir": str(t.path()), "modes": {}}
+        stale = stale_changes(t)
+        entry: dict[str, Any] = {"name": t.name, "format": t.params.get("format", ""),
+                                 "status": "stale" if stale else recorded_status(t), "stale": stale,
+                                 "trial_dir": str(t.path()), "provenance": recorded_provenance(t), "modes": {}}
         for mode in (NOTHINK, THINK):
             stats = (results or {}).get("modes", {}).get(mode)
             if stats is None:
@@ -212,6 +217,10 @@ def render(study: dict[str, Any]) -> str:
              "McNemar test gives p < 0.05. An output cut at max_new_tokens counts as wrong."), ""]
     for group in study["headline"]:
         lines += [*series_table(study, group), ""]
+    stale = [row for row in study["versions"] if row.get("stale")]
+    if stale:
+        lines += [("Stale: made from other inputs than today's, so their figures are of the old inputs (`overwrite=true` "
+                  "reruns them):"), "", *[f"- {row['name']}: {'; '.join(row['stale'])}" for row in stale], ""]
     if study["published"]:
         lines += [*published_table(study["published"]), ""]
     if study["directions"]:

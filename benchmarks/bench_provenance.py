@@ -8,6 +8,11 @@
     valid safetensors headers, an index, config and tokenizer files; deleted at the end):
     ``provenance.identify`` against reading every byte (sha256 of all files), cold and warm, plus a
     memoised second call (a status check over many trials), and the share of bytes sampled.
+(c) A sweep's status check over N trials (``sweep.trials.status``: each trial's provenance, the
+    recipe and evaluator config as resolved, the data file and model folder identified, compared
+    with ``<trial>/provenance.json``): planning the trials (content-keyed tokenized data), the first
+    check in a fresh process (each file read once) and a memoised one (what a sweep does after every
+    trial), next to hashing the data file once in the same run.
 
 Cold reads: ``/proc/sys/vm/drop_caches`` needs root on the host (read-only in a container), so
 each file's pages are dropped with ``posix_fadvise(POSIX_FADV_DONTNEED)`` after an fsync; a host
@@ -16,6 +21,7 @@ below a VM may still cache them, so "cold" is cold for this kernel's page cache.
     python benchmarks/bench_provenance.py                    # both, 6 GB folder (4 shards)
     python benchmarks/bench_provenance.py gb=2 shards=2      # smaller folder
     python benchmarks/bench_provenance.py part=eval          # only (a); part=model: only (b)
+    python benchmarks/bench_provenance.py part=status trials=20 data_mb=50   # only (c)
 """
 
 from __future__ import annotations
@@ -194,6 +200,80 @@ def bench_model(tmp: Path, gb: float, shards: int, tokenizer_from: Path | None) 
           "tensors, first/last MiB, 16 spaced MiB")
 
 
+# --------------------------------------------------------------------------------------- (c)
+STATUS_BASE = """\
+model_name_or_path: model
+stage: sft
+do_train: true
+finetuning_type: lora
+lora_target: all
+dataset_dir: ds
+dataset: bench
+template: qwen3
+cutoff_len: 256
+output_dir: saves/ignored
+"""
+
+
+def _status_project(work: Path, n: int, data_mb: float) -> Path:
+    """A project with a data file of ``data_mb`` MB, a 0.2 GB model folder and an N-trial sweep file."""
+    (work / "ds" / "data").mkdir(parents=True)
+    line = (json.dumps({"messages": [{"role": "user", "content": "Domanda " * 40},
+                                     {"role": "assistant", "content": "<think>\n" + "passo " * 60 + "\n</think>\n\nA"}]}) + "\n").encode()
+    with open(work / "ds" / "data" / "bench.jsonl", "wb") as fh:
+        fh.write(line * max(1, int(data_mb * 1e6 / len(line))))
+    (work / "ds" / "dataset_info.json").write_text(json.dumps({"bench": {"file_name": "data/bench.jsonl", "formatting": "sharegpt",
+                                                                         "columns": {"messages": "messages"}}}))
+    make_model(work / "model", 0.2, 1, None)
+    (work / "base.yaml").write_text(STATUS_BASE)
+    sweep = work / "s.yaml"
+    sweep.write_text(f"base: base.yaml\ngrid:\n  lora_rank: {list(range(1, n + 1))}\nfixed: {{max_steps: 2}}\noutput_dir: out\n")
+    return sweep
+
+
+def bench_status(tmp: Path, n: int, data_mb: float) -> None:
+    from llamafactory_ext import provenance as pv
+    from llamafactory_ext.sweep import load_sweep_config
+    from llamafactory_ext.sweep.inputs import trial_provenance
+    from llamafactory_ext.sweep.trials import data_keys, grid_trials, status
+
+    work = tmp / "status"
+    sweep = _status_project(work, n, data_mb)
+    data_keys()  # LLaMA-Factory's argument classes: imported once per process, whatever is checked
+    cfg, where = load_sweep_config([str(sweep)])
+    pv._MEMO.clear()
+    started = time.perf_counter()
+    trials = grid_trials(cfg, where, str(work))
+    plan_s = time.perf_counter() - started
+    for t in trials:  # each trial finished, recorded with today's inputs
+        d = t.path()
+        (d / "eval").mkdir(parents=True)
+        trial_provenance(t).write(d)
+        (d / "trial.json").write_text('{"status": "done"}')
+        (d / "train_results.json").write_text("{}")
+        (d / "adapter_model.safetensors").write_bytes(b"x")
+    pv._MEMO.clear()
+    drop_cache(work / "ds" / "data")
+    started = time.perf_counter()
+    first = [status(t) for t in trials]
+    cold_s = time.perf_counter() - started
+    started = time.perf_counter()
+    again = [status(t) for t in trials]
+    memo_s = time.perf_counter() - started
+    assert set(first) == set(again) == {"done"}, (first, again)
+    drop_cache(work / "ds" / "data")
+    started = time.perf_counter()
+    with open(work / "ds" / "data" / "bench.jsonl", "rb") as fh:
+        hashlib.file_digest(fh, "sha256")
+    hash_s = time.perf_counter() - started
+    size = (work / "ds" / "data" / "bench.jsonl").stat().st_size
+    print(f"(c) sweep status check: {n} trials, one {size / 1e6:.0f} MB data file, a 0.2 GB model folder (1 shard)")
+    print(f"    planning the trials (content-keyed tokenized_path): {plan_s:7.3f} s")
+    print(f"    status of every trial, first check (cold):         {cold_s:7.3f} s  ({cold_s / n * 1000:.1f} ms per trial)")
+    print(f"    status of every trial, memoised (after each trial): {memo_s:7.3f} s  ({memo_s / n * 1000:.1f} ms per trial)")
+    print(f"    same run, sha256 of the data file alone (cold):     {hash_s:7.3f} s")
+
+
 def main(argv: list[str]) -> int:
     args = _args(argv)
     part = args.get("part", "both")
@@ -204,6 +284,8 @@ def main(argv: list[str]) -> int:
         if part in ("both", "model"):
             small = tmp_path / "small-qwen3"
             bench_model(tmp_path, float(args.get("gb", 6)), int(args.get("shards", 4)), small if small.is_dir() else None)
+        if part in ("both", "status"):
+            bench_status(tmp_path, int(args.get("trials", 20)), float(args.get("data_mb", 50)))
     return 0
 
 

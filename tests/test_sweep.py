@@ -277,14 +277,14 @@ def test_incomplete_tokenized_data_is_removed_before_the_next_trial(work, monkey
 def test_a_trial_whose_commands_changed_is_refused_until_overwrite(work, monkeypatch, capsys):
     path = _scripted(work, monkeypatch)
     assert sweep.main([path, "grid.lora_rank=[8]"]) == 0
-    with pytest.raises(ResumeError, match=r"trial\(s\) lora_rank-8 ran with other commands .*max_steps"):
+    with pytest.raises(ResumeError, match=r"stale trial\(s\), made from other inputs than today's: lora_rank-8 "
+                                          r"\(recipe base\.yaml: max_steps 2 -> 3\)"):
         sweep.main([path, "grid.lora_rank=[8]", "fixed.max_steps=3", "retry_failed=true"])
-    first = json.loads((work / "out/lora_rank-8/trial.json").read_text())
-    # done trials are skipped before their settings matter; a changed one is redone only with overwrite=true
-    (work / "out/lora_rank-8/trial.json").write_text(json.dumps({**first, "status": "failed"}))
+    # a stale trial is never done, even when it finished: it is redone only with overwrite=true
     assert sweep.main([path, "grid.lora_rank=[8]", "fixed.max_steps=3", "retry_failed=true", "overwrite=true"]) == 0
     state = json.loads((work / "out/lora_rank-8/trial.json").read_text())
     assert state["status"] == "done" and "max_steps=3" in state["train_cmd"]
+    assert state["attempts"] == 1  # started over: the old run's state was discarded with its outputs
 
 
 def test_cpu_trials_run_parallel_at_once(work, monkeypatch):

@@ -47,6 +47,18 @@ class ItalicTask(MCQTask):
 
         return self.load_each(lambda source, limit: load_italic(source, limit=limit))
 
+    def shots_path(self) -> str | None:
+        """``shots_source``, else ``5_shots.jsonl`` next to a local source."""
+        path = self.cfg.shots_source
+        if not path and self.cfg.source and Path(self.cfg.source).exists():
+            folder = Path(self.cfg.source) if Path(self.cfg.source).is_dir() else Path(self.cfg.source).parent
+            path = str(folder / "5_shots.jsonl")
+        return path
+
+    def input_paths(self) -> dict[str, str]:
+        shots = self.shots_path() if self.cfg.shots and not self.cfg.shots_source else None  # the default file next to the source
+        return {**super().input_paths(), **({"shots": shots} if shots and Path(shots).is_file() else {})}
+
     def shots(self) -> list[mcq.MCQItem]:
         n = self.cfg.shots
         if n == 0:
@@ -55,10 +67,7 @@ class ItalicTask(MCQTask):
             return self._shots
         from llamafactory_ext.data.italic import load_italic_shots
 
-        path = self.cfg.shots_source
-        if not path and self.cfg.source and Path(self.cfg.source).exists():
-            folder = Path(self.cfg.source) if Path(self.cfg.source).is_dir() else Path(self.cfg.source).parent
-            path = str(folder / "5_shots.jsonl")
+        path = self.shots_path()
         if not path or not Path(path).is_file():
             raise TaskError(f"shots={n} needs shots_source=PATH (ITALIC's 5_shots.jsonl); not found: {path}")
         shots = load_italic_shots(path)

@@ -20,6 +20,7 @@ from llamafactory_ext.thinking import NOTHINK, THINK
 # thinking= -> modes (on / off: YAML 1.1 booleans arrive as True / False, see thinking_choice)
 THINKING = {"on": (THINK,), "off": (NOTHINK,), "both": (THINK, NOTHINK), THINK: (THINK,), NOTHINK: (NOTHINK,)}
 DEFAULT_TASK = "italic"
+SYSTEM_DEFAULT = "auto"  # system=: the recipe's default_system, else the task's ('' or null: no system prompt)
 
 
 class EvalError(UserError):
@@ -39,7 +40,8 @@ class EvalConfig:
     task: str = option(DEFAULT_TASK, "italic | gsm8k | multit | lm_eval (lm-evaluation-harness's Italian suite)", choices=tuple(TASKS))
     source: str | None = option(None, "Hub id or local file / folder (default: the public set)")
     limit: int | None = option(None, "first N items only", ge=1)
-    system: str | None = option(None, "system prompt (default: the recipe's default_system, else the task's; '' = none)")
+    system: str | None = option(SYSTEM_DEFAULT, "system prompt: auto = the recipe's default_system, else the task's; "
+                                "'' or nothing (system=) = none")
     thinking: str | bool | None = option(None, "on | off | both (default: the recipe's trained modes, else both for reasoning templates)")
     # generation
     backend: Literal["hf", "vllm"] = option("hf", "hf | vllm")

@@ -1,7 +1,9 @@
 """The prediction loop of the item tasks: every missing (item, mode, seed) row generated in batches
 and appended to ``predictions.jsonl`` as its batch finishes (a re-run resumes), each row scored
 as it is written (:func:`score_row`); and ``predictions=FILE``, re-scoring rows written elsewhere
-without a model.
+without a model. The rows resume only under the same settings and the same inputs (``resolve.settings``:
+a replaced source file or a model retrained into the same folder is refused, naming what changed);
+``provenance.json`` beside them records what they were made from.
 """
 
 from __future__ import annotations
@@ -12,12 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from llamafactory_ext.eval.options import EvalConfig, EvalError
-from llamafactory_ext.eval.resolve import EvalRun, settings
+from llamafactory_ext.eval.resolve import EvalRun, provenance, settings
 from llamafactory_ext.eval.tasks import ItemTask
 from llamafactory_ext.io import ResumableJsonl, check_settings, read_jsonl, settings_path, sha256_file, write_jsonl
 from llamafactory_ext.thinking import MODES, split_output
 
 PREDICTIONS = "predictions.jsonl"
+# optional fields of a row and the types they must have (a string "false" must not pass for False)
+ROW_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "finished": ((bool,), "true or false"),
+    "num_tokens": ((int,), "a whole number"),
+    "prompt_tokens": ((int,), "a whole number"),
+    "gen_time_s": ((int, float), "a number"),
+    "seed": ((int, type(None)), "a whole number or null"),
+}
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, str, int | None]:
@@ -36,6 +46,10 @@ def check_rows(rows: list[dict[str, Any]], path: Path, known_ids: set[str] | Non
             raise EvalError(f"{where}, field 'mode': unknown mode {row['mode']!r}; known: {', '.join(MODES)}")
         if not isinstance(row["output"], str):
             raise EvalError(f"{where}, field 'output': must be a string")
+        for key, (types, wanted) in ROW_TYPES.items():
+            value = row.get(key)
+            if key in row and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
+                raise EvalError(f"{where}, field {key!r}: must be {wanted}, got {value!r}")
         if known_ids is not None and str(row["id"]) not in known_ids:
             raise EvalError(f"{where}, field 'id': {row['id']!r} is not an item of this task")
         key = row_key(row)
@@ -148,6 +162,7 @@ def predictions(r: EvalRun, items: list[Any], engine) -> list[dict[str, Any]]:
         rows = check_rows(writer.open(), path)
         if writer.repaired:
             print(f"eval: {path}: dropped a half-written last line; it is generated again", file=sys.stderr)
+        provenance(r).write(r.output_dir)
         done = {row_key(x) for x in rows}
         if any((task.item_id(it), m, s) not in done for it in items for m in r.modes for s in r.seeds):
             generate_predictions(r, items, engine(), writer, done)
@@ -179,3 +194,4 @@ def record_rescored(r: EvalRun, rows: list[dict[str, Any]], src: Path) -> None:
     check_settings(settings_path(path), {**settings(r), "rescored_from": str(src.resolve()), "sha256": sha256_file(src)},
                    r.cfg.overwrite, f"predictions in {r.output_dir}", has_outputs=path.is_file() and path.stat().st_size > 0)
     write_jsonl(path, rows)
+    provenance(r).write(r.output_dir)

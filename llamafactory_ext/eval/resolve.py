@@ -1,20 +1,24 @@
 """From a checked ``EvalConfig`` to a resolved run (:class:`EvalRun`): the task, the template, the
 thinking modes, the system prompt, the output folder and the warnings, with ``from_recipe`` read
-once. Nothing here loads a model or an item.
+once; and what guards its outputs (:func:`settings`): every setting that changes a prediction row
+plus the content identity of every input the run reads (``provenance``: the source file or each
+file of a source folder, the model and adapter folders with their tokenizer files, the files the
+task's options name) and the package versions. Nothing here loads a model or an item.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llamafactory_ext import provenance as pv
 from llamafactory_ext.config import ConfigError, load_yaml
-from llamafactory_ext.eval.options import OUTPUT_SETTINGS, THINKING, EvalConfig, EvalError, thinking_choice
+from llamafactory_ext.eval.options import OUTPUT_SETTINGS, SYSTEM_DEFAULT, THINKING, EvalConfig, EvalError, thinking_choice
 from llamafactory_ext.eval.tasks import ItemTask, Task, task_class
-from llamafactory_ext.io import sha256_file
 from llamafactory_ext.thinking import NOTHINK, THINK
 
 
@@ -30,6 +34,7 @@ class EvalRun:
     output_dir: Path
     warnings: list[str]
     recipe: dict[str, Any] = field(default_factory=dict)  # the from_recipe file, read once ({}: none)
+    inputs: dict[str, Any] | None = None  # content identities, taken once (input_identities)
 
     @property
     def items_task(self) -> ItemTask:
@@ -133,28 +138,77 @@ def resolve(cfg: EvalConfig) -> EvalRun:
     modes = resolve_modes(cfg.thinking, recipe, template)
     _from_recipe(cfg, recipe, warnings)
     _adapter_warnings(cfg, template, warnings)
+    if cfg.temperature is not None and not math.isfinite(cfg.temperature):
+        raise EvalError(f"temperature must be a finite number (0 = greedy), got {cfg.temperature!r}")
     if cfg.seeds:
         if not cfg.temperature:
             raise EvalError("seeds=[...] gives mean ± std over sampled runs: set temperature > 0 (e.g. 0.6) too")
         if len(set(cfg.seeds)) != len(cfg.seeds):
             raise EvalError(f"seeds must be distinct, got {cfg.seeds}")
     task = task_class(cfg.task)(cfg)
-    system = cfg.system if cfg.system is not None else recipe.get("default_system") or _task_system(task)
-    return EvalRun(cfg, task, template, modes, system or None, default_output_dir(cfg), warnings, recipe)
+    return EvalRun(cfg, task, template, modes, resolve_system(cfg.system, recipe, task), default_output_dir(cfg), warnings, recipe)
+
+
+def resolve_system(system: str | None, recipe: dict[str, Any], task: Task) -> str | None:
+    """The system prompt: ``auto`` (the default) is the recipe's ``default_system``, else the task's;
+    ``system=`` (null) or ``''`` is none at all (None); any other text is used as it is."""
+    if system == SYSTEM_DEFAULT:
+        return recipe.get("default_system") or _task_system(task) or None
+    return system or None
 
 
 def _task_system(task: Task) -> str | None:
     return task.system() if isinstance(task, ItemTask) else None
 
 
+def input_paths(r: EvalRun) -> dict[str, str]:
+    """``{label: path or Hub id}`` of what the run reads: the source (each one of a list), the model,
+    the adapter (the tokenizer comes from the model folder) and the task's own files (``shots``)."""
+    cfg = r.cfg
+    sources = cfg.source if isinstance(cfg.source, (list, tuple)) else [cfg.source] if cfg.source else []
+    out = {("source" if len(sources) == 1 else f"source {i}"): str(s) for i, s in enumerate(sources, 1)}
+    out.update(model=cfg.model_name_or_path, adapter=cfg.adapter_name_or_path)
+    if isinstance(r.task, ItemTask):
+        out.update(r.task.input_paths())
+    return {label: path for label, path in out.items() if path}
+
+
+def _identify(label: str, path: str) -> dict[str, Any] | None:
+    from llamafactory_ext.data.sources import looks_like_hub_id
+
+    if label.startswith("source") and not Path(path).exists() and looks_like_hub_id(path):
+        return pv.hub_identity(path, None, "dataset")
+    return pv.identify(path)
+
+
+def input_identities(r: EvalRun) -> dict[str, Any]:
+    """The content identity of every input (:func:`input_paths`), taken once per run: what the
+    predictions were made from, also when a file changes while the run goes on."""
+    if r.inputs is None:
+        r.inputs = {label: _identify(label, path) for label, path in input_paths(r).items()}
+    return r.inputs
+
+
+def provenance(r: EvalRun) -> pv.Provenance:
+    """``provenance.json`` of the output folder and ``results.json``'s ``provenance``: the inputs'
+    identities, the resolved settings (``configs.eval``), the template and the package versions."""
+    return pv.Provenance(inputs=input_identities(r), configs={"eval": output_settings(r)}, versions=pv.versions(),
+                         template=r.template)
+
+
 def settings(r: EvalRun) -> dict[str, Any]:
+    """What guards ``predictions.jsonl`` (and ``forced.jsonl``): every setting that changes a row, the
+    content of every input (``inputs.source: content changed (sha …; italic.jsonl content changed)``)
+    and the versions of the packages that shape a result."""
+    return {**output_settings(r), "inputs": input_identities(r), "versions": pv.versions()}
+
+
+def output_settings(r: EvalRun) -> dict[str, Any]:
     """Every setting that changes a prediction row (``OUTPUT_SETTINGS`` + the task's options)."""
     cfg = r.cfg
     data = {k: getattr(cfg, k) for k in OUTPUT_SETTINGS}
     data.update(template=r.template, system=r.system)
     data.update({f.name: getattr(cfg, f.name) for f in dataclasses.fields(r.task.options)})
-    if cfg.source and Path(cfg.source).is_file():
-        data["source_sha256"] = sha256_file(Path(cfg.source))
     if cfg.backend == "hf":
         from llamafactory_ext.eval.engine import resolve_device, resolve_dtype
 
@@ -166,6 +220,7 @@ def settings(r: EvalRun) -> dict[str, Any]:
 def load_items(r: EvalRun) -> list[Any]:
     task = r.items_task
     items = task.load()
+    r.warnings += task.notes
     if not items:
         raise EvalError(f"task {task.name}: no items loaded from {r.cfg.source or 'the default source'}")
     ids = [task.item_id(it) for it in items]

@@ -2,23 +2,26 @@
 loop. A suite task (``lm_eval``) runs its own; an item task runs ours: load the items, re-score
 ``predictions=`` or generate what is missing (``eval/predict.py``), the probes (``eval/probes.py``),
 then the results (``results.json`` / ``.md`` / PNGs through ``eval/report.py``, ``comparison.json``
-with ``baseline=``). The command (``llamafactory-ext eval``) is ``eval/command.py``.
+with ``baseline=``; ``results.json`` embeds the run's ``provenance``). A run that evaluates fewer
+modes than the folder's ``results.json`` holds is refused before anything runs (its figures would
+be replaced) unless ``overwrite=true``. The command (``llamafactory-ext eval``) is ``eval/command.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import sys
 import time
 from typing import Any
 
 from llamafactory_ext.eval.baseline import check_baseline_early, compare_with_baseline, source_record
-from llamafactory_ext.eval.options import EvalConfig
+from llamafactory_ext.eval.options import EvalConfig, EvalError
 from llamafactory_ext.eval.predict import PREDICTIONS, engine_factory, predictions, record_rescored, rescored_rows
 from llamafactory_ext.eval.probes import faithfulness_probe, force_answers
 from llamafactory_ext.eval.report import SCHEMA_VERSION, paired_table, summarize, with_seeds, write_outputs
-from llamafactory_ext.eval.resolve import EvalRun, load_items, recipe_dataset_files, resolve, settings
+from llamafactory_ext.eval.resolve import EvalRun, load_items, provenance, recipe_dataset_files, resolve, settings
 from llamafactory_ext.eval.tasks import SuiteTask
 from llamafactory_ext.io import FolderLock
 from llamafactory_ext.thinking import NOTHINK, THINK
@@ -53,6 +56,7 @@ def run_items(r: EvalRun, items: list[Any]) -> dict[str, Any]:
     extra = contamination_warnings(r, items)
     engine = engine_factory(cfg)
     with FolderLock(r.output_dir):
+        check_modes_kept(r)
         rows = predictions(r, items, engine)
         if cfg.cutoff == "force_answer" and THINK in r.modes:
             rows = force_answers(r, items, rows, engine)
@@ -68,8 +72,24 @@ def rescore(r: EvalRun, items: list[Any]) -> dict[str, Any]:
     """predictions=FILE: re-extract and re-score {id, mode, output[, seed, finished]} rows, no model."""
     rows, src = rescored_rows(r, items)
     with FolderLock(r.output_dir):
+        check_modes_kept(r)
         record_rescored(r, rows, src)
         return finish(r, items, rows, [f"re-scored from {src}"])
+
+
+def check_modes_kept(r: EvalRun) -> None:
+    """``thinking=off`` into a folder whose results.json holds both modes would rewrite it with one:
+    refused, naming the modes, unless ``overwrite=true`` (the rows of every mode stay in predictions.jsonl)."""
+    path = r.output_dir / "results.json"
+    try:
+        held = json.loads(path.read_text(encoding="utf-8")).get("modes") or {}
+    except (OSError, ValueError, AttributeError):
+        return
+    gone = [m for m in held if m not in r.modes]
+    if gone and not r.cfg.overwrite:
+        raise EvalError(f"{path} holds mode(s) {', '.join(held)} but this run evaluates {', '.join(r.modes)} only: its figures "
+                        f"for {', '.join(gone)} would be lost; evaluate every mode again (thinking=both: rows already "
+                        "generated are reused), write elsewhere (output_dir=), or pass overwrite=true to replace them")
 
 
 def contamination_warnings(r: EvalRun, items: list[Any]) -> list[str]:
@@ -128,6 +148,7 @@ def results_dict(r: EvalRun, items: list[Any], rows: list[dict[str, Any]], modes
         "baseline": str(cfg.baseline) if cfg.baseline else None,
         "predictions_file": PREDICTIONS,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "provenance": provenance(r).to_json(),  # what the rows were made from (also provenance.json)
     }
     if THINK in modes_stats and NOTHINK in modes_stats:
         out["think_vs_nothink"] = paired_table(rows, NOTHINK, rows, THINK)

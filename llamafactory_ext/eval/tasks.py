@@ -24,6 +24,7 @@ import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llamafactory_ext.config import UserError, unknown_key_error
@@ -77,6 +78,7 @@ class Task:
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
+        self.notes: list[str] = []  # what loading the items had to say (duplicates merged): the run's warnings
 
     def summary_line(self, results: dict[str, Any]) -> str:
         """One line of the results, for the terminal."""
@@ -106,6 +108,12 @@ class ItemTask(Task):
                 break
             items += load_one(one, left)
         return items
+
+    def input_paths(self) -> dict[str, str]:
+        """Files the task reads besides its source, by label: each option naming an existing file or
+        folder (``shots_source``). Provenance identifies their contents."""
+        values = {f.name: getattr(self.cfg, f.name, None) for f in dataclasses.fields(self.options)}
+        return {k: v for k, v in values.items() if isinstance(v, str) and v and Path(v).exists()}
 
     def item_id(self, item: Any) -> str:
         return str(item.id)

@@ -18,7 +18,7 @@ Every key and value is checked against LLaMA-Factory's own parser (and ranges su
 ``lora_rank >= 1``) before any trial runs. Resuming: a finished trial is skipped, a trial whose
 training finished re-runs only its evaluation, a failed one is recorded in ``<trial>/trial.json``
 (exit code and log tail) and the sweep goes on; a trial whose commands changed since it ran is
-refused (``overwrite=true`` redoes it). Package layout: ``config`` (keys and checks), ``trials``
+stale: nothing runs until ``overwrite=true`` (it reruns the stale trials, the others are kept). Package layout: ``config`` (keys and checks), ``trials``
 (one trial: build and run), ``scheduling`` (local GPU slots, Ray), ``summary`` (Markdown, JSON, CSV, plots).
 
 Outputs: ``summary.md`` (trial | changed keys | trainable | final loss | accuracy per mode [95 % CI] | Δ |
@@ -40,9 +40,10 @@ from llamafactory_ext.sweep.config import (
     load_sweep_config,
     show,
 )
+from llamafactory_ext.sweep.inputs import refuse_stale, stale_trials
 from llamafactory_ext.sweep.scheduling import run as run_trials
 from llamafactory_ext.sweep.summary import track_trial, write_summary
-from llamafactory_ext.sweep.trials import Trial, changed_settings, grid_trials, status
+from llamafactory_ext.sweep.trials import Trial, grid_trials, recorded_status, status
 
 USAGE = "SWEEP.yaml [key=value ...]   (nested keys with dots: grid.lora_rank=[8,16] fixed.max_steps=10)"
 
@@ -64,17 +65,17 @@ def print_plan(trials: list[Trial], statuses: dict[str, str]) -> None:
 
 
 def select(trials: list[Trial], cfg: RunOptions, tag: str = "sweep") -> list[Trial]:
-    """The trials to run now: not done, not failed (unless retry_failed), at most max_trials."""
-    changed = [t for t in trials if status(t) == "changed"]
-    if changed and not cfg.overwrite:
-        from llamafactory_ext.io import ResumeError
-
-        raise ResumeError(f"trial(s) {', '.join(t.name for t in changed)} ran with other commands "
-                          f"({'; '.join(changed_settings(changed[0])[:3])}); pass overwrite=true to redo them, or use another output_dir")
+    """The trials to run now: not done, not failed (unless retry_failed), at most max_trials; stale
+    ones (their inputs changed) stop everything unless overwrite=true, which reruns them."""
+    stale = stale_trials(trials)
+    refuse_stale(stale, cfg.overwrite)
     todo = []
     for t in trials:
-        state = status(t)
-        if state == "done":
+        state = "stale" if t.name in stale else recorded_status(t)
+        if state == "stale":
+            print(f"[{tag}] rerun {t.name}: stale ({'; '.join(stale[t.name])})", flush=True)
+            todo.append(t)
+        elif state == "done":
             print(f"[{tag}] skip {t.name}: already done", flush=True)
         elif state == "failed" and not cfg.retry_failed:
             print(f"[{tag}] skip {t.name}: failed before (re-run it with retry_failed=true)", flush=True)

@@ -3,7 +3,8 @@
 - ``summary.md``, for people: trial | changed keys | trainable | final loss | accuracy per mode [95 % CI] |
   Δ per mode (when the evaluator had a baseline) | time, every figure with :data:`DECIMALS` decimals;
 - ``summary.json``: everything (each trial's status, keys, every evaluator figure per mode and category,
-  training figures, peak memory, errors, what was logged to TensorBoard / W&B);
+  training figures, peak memory, errors, what was logged to TensorBoard / W&B, the provenance record
+  of what it was made from, and for a stale trial what changed since);
 - ``summary.csv`` for spreadsheets, and one PNG per metric against the swept key.
 
 Each trial's evaluation is read by :func:`read_eval`, the one place that opens ``results.json`` /
@@ -19,9 +20,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from llamafactory_ext import provenance as pv
 from llamafactory_ext import tracking
 from llamafactory_ext.io import atomic_write_json, atomic_write_text, save_figure
 from llamafactory_ext.sweep.config import SweepConfig, show
+from llamafactory_ext.sweep.inputs import stale_changes
 from llamafactory_ext.sweep.trials import Trial, read_state, recorded_status, train_metrics
 
 DECIMALS = 2
@@ -74,7 +77,8 @@ def collect_rows(trials: list[Trial]) -> list[dict[str, Any]]:
     for t in trials:
         d = t.path()
         state = read_state(d) or {"status": "pending"}
-        row: dict[str, Any] = {"trial": t.name, "status": recorded_status(t), **t.params}
+        stale = stale_changes(t)
+        row: dict[str, Any] = {"trial": t.name, "status": "stale" if stale else recorded_status(t), **t.params}
         metrics = train_metrics(d) if d.is_dir() else {}
         for key in ("trainable_params", "final_loss", "train_runtime_s", "peak_vram_gb"):
             row[key] = metrics.get(key)
@@ -84,6 +88,8 @@ def collect_rows(trials: list[Trial]) -> list[dict[str, Any]]:
         row.update(_eval_row(*read_eval(d)))
         if state.get("status") == "failed":
             row["error"] = f"{state.get('phase')}: exit {state.get('exit_code')}"
+        if stale:
+            row["stale"] = stale  # what changed since it ran: its figures are of the old inputs
         rows.append(row)
     return rows
 
@@ -127,7 +133,8 @@ def markdown(rows: list[dict], params: list[dict[str, Any]], cfg: SweepConfig) -
               f"final loss as last logged; time = training + evaluation. Every figure to {DECIMALS} decimals."), "",
              "| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for r, changed in zip(rows, params):
-        name = r["trial"] if r["status"] == "done" else f"{r['trial']} ({r['status']}{': ' + r['error'] if r.get('error') else ''})"
+        detail = "; ".join(r["stale"]) if r.get("stale") else r.get("error")
+        name = r["trial"] if r["status"] == "done" else f"{r['trial']} ({r['status']}{': ' + detail if detail else ''})"
         trainable = f"{r['trainable_params']:,}" if isinstance(r.get("trainable_params"), int) else "—"
         cells = [name, show(changed), trainable, _num(r.get("final_loss")),
                  *(_accuracy(r, m) for m in modes), *(_num(r.get(f"delta_pp/{m}"), sign=True) for m in deltas),
@@ -135,8 +142,12 @@ def markdown(rows: list[dict], params: list[dict[str, Any]], cfg: SweepConfig) -
         lines.append("| " + " | ".join(cells) + " |")
     done = sum(r["status"] == "done" for r in rows)
     failed = sum(r["status"] == "failed" for r in rows)
-    lines += ["", (f"{done} done, {failed} failed, {len(rows) - done - failed} not run, of {len(rows)} trials. "
+    stale = sum(r["status"] == "stale" for r in rows)
+    lines += ["", (f"{done} done, {failed} failed, {stale} stale, {len(rows) - done - failed - stale} not run, of {len(rows)} trials. "
                    "Every other figure (per category, format, tokens, memory, errors): summary.json; summary.csv for spreadsheets.")]
+    if stale:
+        lines.append("Stale trials were made from other inputs than today's (what changed is in their row): their figures are "
+                     "of the old inputs; re-run with `overwrite=true` to redo them.")
     if failed:
         lines.append("Failed trials keep their exit code and log tail in `<trial>/trial.json`; re-run with `retry_failed=true`.")
     return "\n".join(lines) + "\n"
@@ -155,8 +166,8 @@ def write_summary(out_dir: Path, trials: list[Trial], cfg: SweepConfig) -> list[
         writer.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in cols})
     atomic_write_text(out_dir / "summary.csv", buf.getvalue())
     atomic_write_text(out_dir / "summary.md", markdown(rows, [t.params for t in trials], cfg))
-    trials_json = [{**r, "params": t.params, "dir": str(t.path()), "eval": _eval_json(t), "tracking": _tracked(t)}
-                   for r, t in zip(rows, trials)]
+    trials_json = [{**r, "params": t.params, "dir": str(t.path()), "eval": _eval_json(t), "tracking": _tracked(t),
+                    "provenance": recorded_provenance(t)} for r, t in zip(rows, trials)]
     atomic_write_json(out_dir / "summary.json", {"base": cfg.base, "grid": cfg.grid, "derived": cfg.derived,
                                                   "decimals_in_summary_md": DECIMALS, "trials": trials_json})
     write_plots(out_dir, rows, cfg)
@@ -167,6 +178,12 @@ def _eval_json(trial: Trial) -> dict[str, Any] | None:
     """Every evaluator figure of a trial (per mode, category, macro-category, format, tokens) and its Δ table."""
     results, comparison = read_eval(trial.path())
     return None if results is None else {"modes": results.get("modes"), "comparison": comparison}
+
+
+def recorded_provenance(trial: Trial) -> dict[str, Any] | None:
+    """The trial's ``provenance.json``: what its outputs were made from (None before it ran)."""
+    prov = pv.Provenance.read(trial.path())
+    return prov.to_json() if prov is not None else None
 
 
 def _tracked(trial: Trial) -> dict[str, Any] | None:

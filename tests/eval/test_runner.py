@@ -137,7 +137,9 @@ def test_neutral_settings_resume_without_generating(tmp_path, small_model, base_
     # every figure is of the 3 items asked for, not of every row the folder holds
     assert all(s["total"] == 3 and s["missing"] == 0 for s in res["modes"].values())
     assert res["items"]["count"] == 3 and res["think_vs_nothink"]["total"]["n"] == 3
-    one_mode = run(eval_cfg(small_model, base_run["italic"], out, thinking="off", limit=2))
+    # one mode where results.json held two is refused (tests/eval/test_resume_inputs.py); overwrite=true replaces it
+    one_mode = run(eval_cfg(small_model, base_run["italic"], out, thinking="off", limit=2, overwrite=True))
+    assert (out / "predictions.jsonl").read_bytes() == before  # the same settings: resumed, nothing discarded
     assert set(one_mode["modes"]) == {"nothink"} and one_mode["modes"]["nothink"]["total"] == 2
     assert "think_vs_nothink" not in one_mode
 

@@ -30,10 +30,11 @@ A declared split without a file is switched off (an error when it is the split t
 few-shot split of a task run with shots). ``limit=N`` evaluates the first N documents of each task;
 ``limit_fraction=0.2`` the first 20 % (lm-eval's float limit: the published "20 % subset").
 
-Outputs (``output_dir``, default ``results/eval/lm_eval``): ``results.json`` (schema_version 2, with a
+Outputs (``output_dir``, default ``results/eval/lm_eval``): ``results.json`` (schema_version 3, with a
 ``suite`` block ``{TASK: {"metric", "value", "stderr", "n", "shots"}}`` holding lm-eval's numbers as
 it returned them, and lm-eval's own ``results`` / ``n-shot`` / ``n-samples`` under ``lm_eval``),
-``results.md`` (Metric | Base | Model | Δ, values ± stderr, Base from ``baseline=`` another such run),
+``results.md`` (Metric | Base | Model | Δ | p, values ± stderr, Base from ``baseline=`` another such run, p the
+exact McNemar test of the two runs' per-sample logs),
 ``predictions.jsonl`` (lm-eval's per-document log-likelihoods and scores).
 """
 
@@ -48,6 +49,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from llamafactory_ext.config import option
+from llamafactory_ext.eval.report import SCHEMA_VERSION
 from llamafactory_ext.eval.tasks import Task, TaskError
 
 # The suite as published for LLaMAntino-3-ANITA: lm-eval task -> (table name, shots, metric).
@@ -221,15 +223,18 @@ def render_markdown(results: dict[str, Any]) -> str:
            + (f"source `{results['source']['source']}`" if results["source"].get("source") else "Hub data")]
     if results.get("baseline"):
         out.append(f"Baseline: `{results['baseline']}`")
-    out += ["", "| Metric | Base | Model | Δ |", "|---|---:|---:|---:|"]
+    out += ["", "| Metric | Base | Model | Δ | p (McNemar) |", "|---|---:|---:|---:|---:|"]
     comparison = results.get("comparison", {})
     for task, v in results["suite"].items():
         c = comparison.get(task)
         base = {"value": c["base"], "stderr": c["base_stderr"]} if c else None
         delta = f"{c['delta']:+.4f}" if c else "—"
-        out.append(f"| {v['name']} ({task} · {v['metric']} · {v['shots']}-shot · n {v['n']}) | {_cell(base)} | {_cell(v)} | {delta} |")
+        pair = (c or {}).get("paired")
+        p = f"{pair['p_value']:.3g} (b {pair['model_only']} / c {pair['baseline_only']})" if pair and pair["n"] else "—"
+        out.append(f"| {v['name']} ({task} · {v['metric']} · {v['shots']}-shot · n {v['n']}) | {_cell(base)} | {_cell(v)} | {delta} | {p} |")
     out += ["", ("Values are lm-eval's, as it returned them (fractions), ± its standard error; Δ = Model − Base on the same "
-                 "metric and shots. lm-eval's limit takes the first documents of each task, not a random sample.")]
+                 "metric and shots; p: exact McNemar test on the documents both per-sample logs hold (b: right only in "
+                 "Model, c: only in Base). lm-eval's limit takes the first documents of each task, not a random sample.")]
     if results.get("warnings"):
         out += ["", "## Warnings", ""] + [f"- {w}" for w in results["warnings"]]
     return "\n".join(out) + "\n"
@@ -333,10 +338,15 @@ class LmEvalTask(Task):
             warnings = [w for w in resolved.warnings if "with template" not in w and "differs from the recipe's training template" not in w]
             comparison, more = compare_suites(suite, baseline["suite"] if baseline else None)
             warnings += more
+            samples = list(sample_rows(raw, plan)) if cfg.log_samples else []
+            if baseline is not None:  # McNemar per task from both runs' per-sample logs
+                from llamafactory_ext.eval.baseline import suite_paired
+
+                warnings += suite_paired(comparison, cfg.baseline, samples, suite)
             import lm_eval
 
             results = {
-                "schema_version": 2,
+                "schema_version": SCHEMA_VERSION,
                 "task": self.name,
                 "source": {"source": cfg.source, "files": {t: {s: sha256_file(f) for s, f in used.items()} for t, used in files.items()}},
                 "items": {"count": sum(v["n"] for v in suite.values()), "per_task": {t: v["n"] for t, v in suite.items()}},
@@ -356,7 +366,7 @@ class LmEvalTask(Task):
                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             if cfg.log_samples:
-                write_jsonl(out / PREDICTIONS, sample_rows(raw, plan))
+                write_jsonl(out / PREDICTIONS, samples)
             else:
                 (out / PREDICTIONS).unlink(missing_ok=True)
             atomic_write_json(out / "results.json", results)

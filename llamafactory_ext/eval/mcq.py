@@ -41,6 +41,9 @@ class MCQTask(Task):
     def macro_category(self, item: mcq.MCQItem) -> str | None:
         return item.macro_category
 
+    def chance(self, item: mcq.MCQItem) -> float | None:
+        return 1 / len(item.options) if item.options else None
+
     def system(self) -> str | None:
         return mcq.SYSTEM_PROMPT
 

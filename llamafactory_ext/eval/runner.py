@@ -44,10 +44,15 @@ from llamafactory_ext.config import (
 from llamafactory_ext.eval.baseline import (
     check_baseline_early,
     compare_with_baseline,
+    content_digest,
+    item_digest,
+    protocol_record,
     source_record,
 )
 from llamafactory_ext.eval.report import (
     SCHEMA_VERSION,
+    degenerate_warnings,
+    package_versions,
     paired_table,
     summarize,
     with_seeds,
@@ -117,6 +122,8 @@ class EvalConfig:
     output_dir: str | None = option(None, "default results/eval/<task>")
     baseline: str | None = option(None, "an eval output folder (or its results.json) to compare with: Baseline, Δ and p columns")
     baseline_partial: bool = option(False, "compare with a baseline on the items both runs share (the report says so)")
+    baseline_protocol: Literal["check", "ignore"] = option("check", "check: refuse a baseline scored under another protocol "
+                                                          "(extractor, variant, shots, max_new_tokens, ...); ignore: compare, the tables say so")
     predictions: str | None = option(None, "re-score a JSONL of {id, mode, output[, seed, finished]} without a model")
     faithfulness: bool = option(False, "think mode: cut reasoning at 25/50/75 %, force the answer, report change rate")
     faithfulness_samples: int = option(50, "items in the faithfulness probe", ge=1)
@@ -130,7 +137,7 @@ class EvalConfig:
 OUTPUT_SETTINGS = ("model_name_or_path", "adapter_name_or_path", "template", "task", "source", "system", "backend",
                    "max_new_tokens", "temperature", "top_p", "device", "dtype", "max_model_len")
 NEUTRAL_SETTINGS = ("from_recipe", "limit", "thinking", "batch_size", "seeds", "gpu_memory_utilization",
-                    "tensor_parallel_size", "max_lora_rank", "cutoff", "output_dir", "baseline", "baseline_partial",
+                    "tensor_parallel_size", "max_lora_rank", "cutoff", "output_dir", "baseline", "baseline_partial", "baseline_protocol",
                     "predictions", "faithfulness", "faithfulness_samples", "progress", "overwrite")
 
 
@@ -323,6 +330,7 @@ def score_row(task: Task, item: Any, mode: str, output: str, seed: int | None, e
         "id": task.item_id(item), "mode": mode, "seed": seed, "output": output, "extracted": s.extracted,
         "method": s.method, "status": s.status, "gold": task.gold(item), "correct": s.correct,
         "category": task.category(item), "macro_category": task.macro_category(item),
+        "chance": task.chance(item), "item_sha": item_digest(item),
         "closed": parts.closed, "balanced": parts.balanced,
         "reasoning_words": len(parts.reasoning.split()) if parts.closed else None,
         **extra,
@@ -473,9 +481,11 @@ def collect(r: Resolved, items: list[Any], rows: list[dict[str, Any]]) -> dict[s
 
 
 def items_record(r: Resolved, items: list[Any]) -> dict[str, Any]:
-    """results.json ``items``: how many, which (digest of the ids) and the seeds."""
+    """results.json ``items``: how many (and the limit asked for), which (digest of the ids), what they
+    hold (digest of every item's content) and the seeds."""
     ids = [r.task.item_id(it) for it in items]
-    return {"count": len(ids), "ids_sha256": ids_digest(ids), "seeds": _seeds(r.cfg)}
+    return {"count": len(ids), "limit": r.cfg.limit, "ids_sha256": ids_digest(ids),
+            "content_sha256": content_digest({r.task.item_id(it): item_digest(it) for it in items}), "seeds": _seeds(r.cfg)}
 
 
 def results_dict(r: Resolved, items: list[Any], rows: list[dict[str, Any]], modes_stats: dict[str, Any],
@@ -486,6 +496,8 @@ def results_dict(r: Resolved, items: list[Any], rows: list[dict[str, Any]], mode
         "task": r.task.name,
         "source": source_record(cfg.source),
         "items": items_record(r, items),
+        "protocol": protocol_record(r),
+        "versions": package_versions(),
         "modes": modes_stats,
         "model": {"model_name_or_path": cfg.model_name_or_path, "adapter_name_or_path": cfg.adapter_name_or_path,
                   "template": r.template, "backend": cfg.backend},
@@ -497,6 +509,7 @@ def results_dict(r: Resolved, items: list[Any], rows: list[dict[str, Any]], mode
     }
     if THINK in modes_stats and NOTHINK in modes_stats:
         out["think_vs_nothink"] = paired_table(rows, NOTHINK, rows, THINK)
+    warnings.extend(degenerate_warnings(modes_stats))  # the same list finish() prints
     return out
 
 

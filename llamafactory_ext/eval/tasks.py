@@ -80,6 +80,10 @@ class Task:
     def macro_category(self, item: Any) -> str | None:
         return None
 
+    def chance(self, item: Any) -> float | None:
+        """The chance of answering ``item`` right by guessing (None: an open answer, no chance level)."""
+        return None
+
     # -- prompts
     def system(self) -> str | None:
         return None

@@ -108,7 +108,8 @@ def paired(first: Mapping[Any, bool], second: Mapping[Any, bool]) -> dict[str, A
     if n == 0:
         return {"n": 0, "pairs": 0, "delta": None, "delta_ci95": None, "model_only": 0, "baseline_only": 0,
                 "p_value": None, "test": None, "interval": None, "significant": False}
-    scores = [(sum(f for f, _ in v) / len(v), sum(s for _, s in v) / len(v)) for v in per_item.values()]
+    # in a fixed order (item ids as text), so the bootstrap draws the same resamples whatever the row order
+    scores = [(sum(f for f, _ in v) / len(v), sum(s for _, s in v) / len(v)) for _, v in sorted(per_item.items(), key=lambda kv: str(kv[0]))]
     b = sum(1 for f, s in scores if s > f)
     c = sum(1 for f, s in scores if f > s)
     delta = sum(s - f for f, s in scores) / n

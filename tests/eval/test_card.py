@@ -171,3 +171,17 @@ def test_a_card_from_the_eval_folder_and_the_refusals(tiny_study, tmp_path):
     err = one_line_error(run_cmd([*EXT, "card", tiny_study["v3"] / "eval", f"output_dir={tmp_path / 'd'}", "push=true",
                                   "repo_id=me/tiny-v3", "base_model=Qwen/Qwen3-8B"]))
     assert "push to me/tiny-v3 failed" in err
+
+
+def test_training_data_comes_from_the_prepare_manifest(tmp_path):
+    """A data set prepared by `prepare`: rows and source from its manifest, traces counted in its rows."""
+    from llamafactory_ext.card import training_data
+    from llamafactory_ext.data.samples import prepare_samples
+
+    folder = prepare_samples(tmp_path / "ds", names=["multit_mixed"], val_size=0.2)
+    manifest = json.loads((folder / "data" / "multit_mixed.manifest.json").read_text())
+    rows = (folder / "data" / "multit_mixed.jsonl").read_text().splitlines()
+    (entry,) = training_data({"dataset": "multit_mixed", "dataset_dir": str(folder)})
+    assert (entry["rows"], entry["val_rows"], entry["source"]) == (manifest["rows"]["train"], manifest["rows"]["val"], manifest["source"]["source"])
+    assert entry["manifest"] and entry["rows"] == len(rows) and entry["formatting"] == "sharegpt"
+    assert entry["traces"] == sum("</think>" in json.loads(r)["messages"][-1]["content"] for r in rows) > 0

@@ -50,16 +50,16 @@ def baseline_paths(path: str | Path) -> tuple[Path, Path]:
 def load_baseline(path: str | Path):
     """The baseline's :class:`~llamafactory_ext.eval.results.Results` (schema 3 only: older results
     record no scoring protocol, so nothing could say the two runs were scored alike)."""
-    from llamafactory_ext.eval.results import Results, ResultsError
+    from llamafactory_ext.eval.results import Results, ResultsError, load_json
 
     results, _ = baseline_paths(path)
     if not results.is_file():
         raise BaselineError(f"baseline: file not found: {results}")
     try:
-        data = json.loads(results.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise BaselineError(f"baseline {results}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("modes"), dict):
+        data = load_json(results)
+    except ResultsError as exc:
+        raise BaselineError(f"baseline {exc}") from None
+    if not isinstance(data.get("modes"), dict):
         raise BaselineError(f"baseline {results}: not an eval results.json (no 'modes' mapping)")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise BaselineError(f"baseline {results}: schema_version {data.get('schema_version')!r}, expected {SCHEMA_VERSION} "

@@ -233,10 +233,10 @@ class Results:
         """``results.json`` (or the folder that holds it) and, with a baseline, its ``comparison.json``."""
         p = Path(path)
         file = p / "results.json" if p.is_dir() else p
-        data = _load(file)
+        data = load_json(file)
         comparison = None
         if data.get("baseline") and (file.parent / "comparison.json").is_file():
-            comparison = _load(file.parent / "comparison.json")
+            comparison = load_json(file.parent / "comparison.json")
         return cls.from_dict(data, str(file), comparison, file)
 
     @classmethod
@@ -257,7 +257,8 @@ class Results:
                    f.obj("provenance"), comp, f.obj("suite"), data)
 
 
-def _load(file: Path) -> dict[str, Any]:
+def load_json(file: Path) -> dict[str, Any]:
+    """A JSON object from ``file``; errors name the file."""
     if not file.is_file():
         raise ResultsError(f"{file}: file not found (an eval output folder holds results.json)")
     try:

@@ -9,6 +9,8 @@ tests/eval/conftest.py: one training per session.)"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shlex
@@ -152,22 +154,33 @@ def test_dry_run_lists_what_would_be_uploaded_and_uploads_nothing(tiny_study):
     assert "trial.json" not in out and "train.log" not in out and "checkpoint" not in out
 
 
+def _card(*args) -> tuple[int, str]:
+    """``llamafactory-ext card ...`` in this process (the entry point, its exit status and stderr)."""
+    from llamafactory_ext.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["card", *map(str, args)])
+    assert code == 0 or (len(err.getvalue().strip().splitlines()) == 1 and "Traceback" not in err.getvalue()), err.getvalue()
+    return code, err.getvalue()
+
+
 def test_a_card_from_the_eval_folder_and_the_refusals(tiny_study, tmp_path):
     # the eval folder names its adapter; the card goes where output_dir says
-    proc = run_cmd([*EXT, "card", tiny_study["v3"] / "eval", f"output_dir={tmp_path / 'c'}", "base_model=Qwen/Qwen3-8B",
-                    "repo_id=me/tiny-v3", "license=apache-2.0"])
-    assert proc.returncode == 0, output_tail(proc)
+    code, err = _card(tiny_study["v3"] / "eval", f"output_dir={tmp_path / 'c'}", "base_model=Qwen/Qwen3-8B", "repo_id=me/tiny-v3",
+                      "license=apache-2.0")
+    assert code == 0, err
     meta = _front_matter((tmp_path / "c" / "README.md").read_text())
     assert (meta["base_model"], meta["license"], meta["model-index"][0]["name"]) == ("Qwen/Qwen3-8B", "apache-2.0", "tiny-v3")
     assert 'PeftModel.from_pretrained(model, "me/tiny-v3")' in (tmp_path / "c" / "README.md").read_text()
     # a README.md of the user's own is kept
     (tmp_path / "c" / "README.md").write_text("# my own notes\n")
-    err = one_line_error(run_cmd([*EXT, "card", tiny_study["v3"] / "eval", f"output_dir={tmp_path / 'c'}"]))
-    assert "is neither the Trainer's placeholder nor a card of ours: overwrite=true replaces it" in err
+    code, err = _card(tiny_study["v3"] / "eval", f"output_dir={tmp_path / 'c'}")
+    assert code == 2 and "is neither the Trainer's placeholder nor a card of ours: overwrite=true replaces it" in err
     assert (tmp_path / "c" / "README.md").read_text() == "# my own notes\n"
-    # not a run; a push offline: one line each
-    err = one_line_error(run_cmd([*EXT, "card", tmp_path]))
-    assert "neither a study folder (study.json), an eval folder (results.json) nor an adapter folder" in err
+    # not a run; a push offline (a real process: the Hub client reads HF_HUB_OFFLINE when imported)
+    code, err = _card(tmp_path)
+    assert code == 2 and "neither a study folder (study.json), an eval folder (results.json) nor an adapter folder" in err
     err = one_line_error(run_cmd([*EXT, "card", tiny_study["v3"] / "eval", f"output_dir={tmp_path / 'd'}", "push=true",
                                   "repo_id=me/tiny-v3", "base_model=Qwen/Qwen3-8B"]))
     assert "push to me/tiny-v3 failed" in err

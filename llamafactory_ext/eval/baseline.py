@@ -83,7 +83,7 @@ def item_digest(item: Any) -> str:
     """A short digest of one item's content (question, options, gold, category: every field the
     data layer read), the same whichever task or run holds it."""
     data = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)} if dataclasses.is_dataclass(item) else item
-    text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+    text = json.dumps(data, sort_keys=True, default=str)  # ASCII escapes: a lone surrogate cannot break it
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

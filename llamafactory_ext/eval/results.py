@@ -237,6 +237,8 @@ class Results:
         comparison = None
         if data.get("baseline") and (file.parent / "comparison.json").is_file():
             comparison = load_json(file.parent / "comparison.json")
+        if "provenance" not in data and (file.parent / "provenance.json").is_file():  # written beside it
+            data = {**data, "provenance": load_json(file.parent / "provenance.json")}
         return cls.from_dict(data, str(file), comparison, file)
 
     @classmethod
@@ -283,13 +285,15 @@ STATISTICS = ("95 % Wilson intervals; Δ paired per item (seeds averaged per ite
 
 
 def provenance_id(res: Results, role: str) -> str | None:
-    """The content id ``provenance.json`` recorded for ``role`` (model, adapter, source), if any."""
+    """The content id the provenance record (``provenance.inputs``, as ``llamafactory_ext.provenance``
+    writes it) holds for ``role`` (model, adapter, source): a Hub snapshot's commit, else the digest."""
     prov = res.provenance
-    entry = prov.get(role, (prov.get("inputs") or {}).get(role) if isinstance(prov.get("inputs"), dict) else None)
+    inputs = prov.get("inputs") if isinstance(prov.get("inputs"), dict) else {}
+    entry = inputs.get(role, prov.get(role))
     if isinstance(entry, str):
         return entry
     if isinstance(entry, dict):
-        for key in ("id", "sha256", "digest", "fingerprint", "commit", "revision"):
+        for key in ("commit", "digest", "sha256"):
             if isinstance(entry.get(key), str):
                 return entry[key]
     return None

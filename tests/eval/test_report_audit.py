@@ -422,3 +422,20 @@ def test_results_reader_types_and_errors(audit, tmp_path):
     (tmp_path / "v9.json").write_text(json.dumps({**v2, "schema_version": 9}))
     with pytest.raises(ResultsError, match=r"v9\.json: field 'schema_version': 9 is not one this version reads"):
         Results.from_json(tmp_path / "v9.json")
+
+
+def test_the_header_shows_provenance_ids_when_recorded(audit, tmp_path):
+    """A provenance record (results.json's ``provenance``, or provenance.json beside it, in the shape
+    llamafactory_ext.provenance writes) puts each input's content id beside its path."""
+    from llamafactory_ext.eval.results import Results, header_rows
+
+    data = json.loads((audit["root"] / "model" / "results.json").read_text())
+    data["model"].update(model_name_or_path="Qwen/Qwen3-8B", adapter_name_or_path="saves/v3")
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    prov = {"provenance_version": 1, "inputs": {
+        "model": {"kind": "hub", "id": "Qwen/Qwen3-8B", "revision": "main", "commit": "a" * 40, "files": {}, "digest": "d" * 64},
+        "adapter": {"kind": "model", "path": "saves/v3", "files": {}, "digest": "e" * 64}}}
+    (tmp_path / "provenance.json").write_text(json.dumps(prov))
+    rows = dict(header_rows(Results.from_json(tmp_path)))
+    assert rows["Model"] == f"`Qwen/Qwen3-8B` · id `{'a' * 16}`" and rows["Adapter"] == f"`saves/v3` · id `{'e' * 16}`"
+    assert dict(header_rows(Results.from_json(audit["root"] / "model")))["Model"] == "none"  # no record, no id

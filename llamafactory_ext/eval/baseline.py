@@ -79,12 +79,22 @@ def source_record(source: str | None) -> dict[str, Any]:
     return record
 
 
+_DIGESTS: dict[int, tuple[Any, str]] = {}  # id(item) -> (item, digest): each row of an item asks again
+
+
 def item_digest(item: Any) -> str:
     """A short digest of one item's content (question, options, gold, category: every field the
     data layer read), the same whichever task or run holds it."""
+    known = _DIGESTS.get(id(item))
+    if known is not None and known[0] is item:  # the memo holds the item, so its id is not reused
+        return known[1]
     data = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)} if dataclasses.is_dataclass(item) else item
     text = json.dumps(data, sort_keys=True, default=str)  # ASCII escapes: a lone surrogate cannot break it
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    if len(_DIGESTS) > 200_000:
+        _DIGESTS.clear()
+    _DIGESTS[id(item)] = (item, digest)
+    return digest
 
 
 def content_digest(digests: dict[str, str]) -> str:

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("llamafactory_ext.sweep.command", "train + evaluate a grid over recipe keys (e.g. lora_rank), resumable"),
     "study": ("llamafactory_ext.study", "the Version Series: baseline + one trial per recipe, both thinking modes, one table"),
     "contamination": ("llamafactory_ext.contamination", "check that evaluation questions (ITALIC, GSM8K, Mult-IT) do not appear in training files"),
+    "card": ("llamafactory_ext.card", "a Hub-ready model card (README.md) for an adapter, from its eval or study; push=dry_run | true"),
     "plan": ("llamafactory_ext.plan.command", "trainable parameters and GPU memory of a recipe, from config.json only"),
     "inspect": ("llamafactory_ext.inspect.command", "what a recipe trains on: loss-carrying tokens, empty think block, cut answers, parity"),
     "demo": ("llamafactory_ext.demo", "the format study in miniature: a tiny Qwen3 on CPU, V1 / V2 / V3 vs the base (the main job)"),

@@ -30,10 +30,11 @@ A declared split without a file is switched off (an error when it is the split t
 few-shot split of a task run with shots). ``limit=N`` evaluates the first N documents of each task;
 ``limit_fraction=0.2`` the first 20 % (lm-eval's float limit: the published "20 % subset").
 
-Outputs (``output_dir``, default ``results/eval/lm_eval``): ``results.json`` (schema_version 2, with a
+Outputs (``output_dir``, default ``results/eval/lm_eval``): ``results.json`` (schema_version 3, with a
 ``suite`` block ``{TASK: {"metric", "value", "stderr", "n", "shots"}}`` holding lm-eval's numbers as
 it returned them, and lm-eval's own ``results`` / ``n-shot`` / ``n-samples`` under ``lm_eval``),
-``results.md`` (Metric | Base | Model | Δ, values ± stderr, Base from ``baseline=`` another such run),
+``results.md`` (Metric | Base | Model | Δ | p, values ± stderr, Base from ``baseline=`` another such run, p the
+exact McNemar test of the two runs' per-sample logs),
 ``predictions.jsonl`` (lm-eval's per-document log-likelihoods and scores).
 """
 
@@ -48,6 +49,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from llamafactory_ext.config import option
+from llamafactory_ext.eval.report import SCHEMA_VERSION
 from llamafactory_ext.eval.tasks import SuiteTask, TaskError
 
 # The suite as published for LLaMAntino-3-ANITA: lm-eval task -> (table name, shots, metric).
@@ -221,15 +223,18 @@ def render_markdown(results: dict[str, Any]) -> str:
            + (f"source `{results['source']['source']}`" if results["source"].get("source") else "Hub data")]
     if results.get("baseline"):
         out.append(f"Baseline: `{results['baseline']}`")
-    out += ["", "| Metric | Base | Model | Δ |", "|---|---:|---:|---:|"]
+    out += ["", "| Metric | Base | Model | Δ | p (McNemar) |", "|---|---:|---:|---:|---:|"]
     comparison = results.get("comparison", {})
     for task, v in results["suite"].items():
         c = comparison.get(task)
         base = {"value": c["base"], "stderr": c["base_stderr"]} if c else None
         delta = f"{c['delta']:+.4f}" if c else "—"
-        out.append(f"| {v['name']} ({task} · {v['metric']} · {v['shots']}-shot · n {v['n']}) | {_cell(base)} | {_cell(v)} | {delta} |")
+        pair = (c or {}).get("paired")
+        p = f"{pair['p_value']:.3g} (b {pair['model_only']} / c {pair['baseline_only']})" if pair and pair["n"] else "—"
+        out.append(f"| {v['name']} ({task} · {v['metric']} · {v['shots']}-shot · n {v['n']}) | {_cell(base)} | {_cell(v)} | {delta} | {p} |")
     out += ["", ("Values are lm-eval's, as it returned them (fractions), ± its standard error; Δ = Model − Base on the same "
-                 "metric and shots. lm-eval's limit takes the first documents of each task, not a random sample.")]
+                 "metric and shots; p: exact McNemar test on the documents both per-sample logs hold (b: right only in "
+                 "Model, c: only in Base). lm-eval's limit takes the first documents of each task, not a random sample.")]
     if results.get("warnings"):
         out += ["", "## Warnings", ""] + [f"- {w}" for w in results["warnings"]]
     return "\n".join(out) + "\n"
@@ -306,9 +311,14 @@ class LmEvalTask(SuiteTask):
             # the runner's template checks are about chat prompts; lm-eval builds its own
             warnings = [w for w in run.warnings if "with template" not in w and "differs from the recipe's training template" not in w]
             comparison, more = compare_suites(suite, baseline["suite"] if baseline else None)
+            samples = list(sample_rows(raw, plan)) if cfg.log_samples else []
+            if baseline is not None:  # McNemar per task from both runs' per-sample logs
+                from llamafactory_ext.eval.baseline import suite_paired
+
+                more += suite_paired(comparison, cfg.baseline, samples, suite)
             results = self.results_dict(run, suite, comparison, raw, files, model_args, device, limit, warnings + more)
             results["wall_time_s"] = round(time.time() - started, 3)
-            write_outputs(out, results, raw, plan, cfg.log_samples)
+            write_outputs(out, results, samples if cfg.log_samples else None)
         for w in results["warnings"]:
             print(f"eval: warning: {w}", file=sys.stderr)
         print("lm_eval: " + "; ".join(f"{v['name']} {v['metric']} {_cell(v)} (n {v['n']}, {v['shots']}-shot)" for v in suite.values()))
@@ -337,7 +347,7 @@ class LmEvalTask(SuiteTask):
 
         cfg = self.cfg
         return {
-            "schema_version": 2,
+            "schema_version": SCHEMA_VERSION,
             "task": self.name,
             "source": {"source": cfg.source, "files": {t: {s: sha256_file(f) for s, f in used.items()} for t, used in files.items()}},
             "items": {"count": sum(v["n"] for v in suite.values()), "per_task": {t: v["n"] for t, v in suite.items()}},
@@ -376,12 +386,12 @@ def write_task_configs(task_dir: Path, plan: dict[str, dict[str, Any]], source: 
     return files
 
 
-def write_outputs(out: Path, results: dict[str, Any], raw: dict[str, Any], plan: dict[str, dict[str, Any]],
-                  log_samples: bool) -> None:
+def write_outputs(out: Path, results: dict[str, Any], samples: list[dict[str, Any]] | None) -> None:
+    """results.json / results.md, and predictions.jsonl: lm-eval's per-sample log (None: not logged)."""
     from llamafactory_ext.io import atomic_write_json, atomic_write_text, write_jsonl
 
-    if log_samples:
-        write_jsonl(out / PREDICTIONS, sample_rows(raw, plan))
+    if samples is not None:
+        write_jsonl(out / PREDICTIONS, samples)
     else:
         (out / PREDICTIONS).unlink(missing_ok=True)
     atomic_write_json(out / "results.json", results)

@@ -47,6 +47,9 @@ class MCQTask(ItemTask):
     def option_texts(self, item: mcq.MCQItem) -> tuple[str, ...]:
         return tuple(text for _, text in item.options)
 
+    def chance(self, item: mcq.MCQItem) -> float | None:
+        return 1 / len(item.options) if item.options else None
+
     def system(self) -> str | None:
         return mcq.SYSTEM_PROMPT
 

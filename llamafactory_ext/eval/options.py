@@ -61,6 +61,8 @@ class EvalConfig:
     output_dir: str | None = option(None, "default results/eval/<task>")
     baseline: str | None = option(None, "an eval output folder (or its results.json) to compare with: Baseline, Δ and p columns")
     baseline_partial: bool = option(False, "compare with a baseline on the items both runs share (the report says so)")
+    baseline_protocol: Literal["check", "ignore"] = option("check", "check: refuse a baseline scored under another protocol "
+                                                          "(extractor, variant, shots, max_new_tokens, ...); ignore: compare, the tables say so")
     predictions: str | None = option(None, "re-score a JSONL of {id, mode, output[, seed, finished]} without a model")
     faithfulness: bool = option(False, "think mode: cut reasoning at 25/50/75 %, force the answer, report change rate")
     faithfulness_samples: int = option(50, "items in the faithfulness probe", ge=1)
@@ -74,7 +76,7 @@ class EvalConfig:
 OUTPUT_SETTINGS = ("model_name_or_path", "adapter_name_or_path", "template", "task", "source", "system", "backend",
                    "max_new_tokens", "temperature", "top_p", "device", "dtype", "max_model_len")
 NEUTRAL_SETTINGS = ("from_recipe", "limit", "thinking", "batch_size", "seeds", "gpu_memory_utilization",
-                    "tensor_parallel_size", "max_lora_rank", "cutoff", "output_dir", "baseline", "baseline_partial",
+                    "tensor_parallel_size", "max_lora_rank", "cutoff", "output_dir", "baseline", "baseline_partial", "baseline_protocol",
                     "predictions", "faithfulness", "faithfulness_samples", "progress", "overwrite")
 
 

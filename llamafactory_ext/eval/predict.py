@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llamafactory_ext.eval.baseline import item_digest
 from llamafactory_ext.eval.options import EvalConfig, EvalError
 from llamafactory_ext.eval.resolve import EvalRun, provenance, settings
 from llamafactory_ext.eval.tasks import ItemTask
@@ -73,6 +74,7 @@ def score_row(task: ItemTask, item: Any, mode: str, output: str, seed: int | Non
         "id": task.item_id(item), "mode": mode, "seed": seed, "output": output, "extracted": s.extracted,
         "method": s.method, "status": s.status, "gold": task.gold(item), "correct": s.correct,
         "category": task.category(item), "macro_category": task.macro_category(item),
+        "chance": task.chance(item), "item_sha": item_digest(item),
         "closed": parts.closed, "balanced": parts.balanced,
         "reasoning_words": len(parts.reasoning.split()) if parts.closed else None,
         **extra,

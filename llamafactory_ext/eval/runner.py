@@ -16,11 +16,26 @@ import sys
 import time
 from typing import Any
 
-from llamafactory_ext.eval.baseline import check_baseline_early, compare_with_baseline, source_record
+from llamafactory_ext.eval.baseline import (
+    check_baseline_early,
+    compare_with_baseline,
+    content_digest,
+    item_digest,
+    protocol_record,
+    source_record,
+)
 from llamafactory_ext.eval.options import EvalConfig, EvalError
 from llamafactory_ext.eval.predict import PREDICTIONS, engine_factory, predictions, record_rescored, rescored_rows
 from llamafactory_ext.eval.probes import faithfulness_probe, force_answers
-from llamafactory_ext.eval.report import SCHEMA_VERSION, paired_table, summarize, with_seeds, write_outputs
+from llamafactory_ext.eval.report import (
+    SCHEMA_VERSION,
+    degenerate_warnings,
+    package_versions,
+    paired_table,
+    summarize,
+    with_seeds,
+    write_outputs,
+)
 from llamafactory_ext.eval.resolve import EvalRun, load_items, provenance, recipe_dataset_files, resolve, settings
 from llamafactory_ext.eval.tasks import SuiteTask
 from llamafactory_ext.io import FolderLock
@@ -127,9 +142,12 @@ def collect(r: EvalRun, items: list[Any], rows: list[dict[str, Any]]) -> dict[st
 
 
 def items_record(r: EvalRun, items: list[Any]) -> dict[str, Any]:
-    """results.json ``items``: how many, which (digest of the ids) and the seeds."""
-    ids = [r.items_task.item_id(it) for it in items]
-    return {"count": len(ids), "ids_sha256": ids_digest(ids), "seeds": r.seeds}
+    """results.json ``items``: how many (and the limit asked for), which (digest of the ids), what they
+    hold (digest of every item's content) and the seeds."""
+    task = r.items_task
+    ids = [task.item_id(it) for it in items]
+    return {"count": len(ids), "limit": r.cfg.limit, "ids_sha256": ids_digest(ids),
+            "content_sha256": content_digest({task.item_id(it): item_digest(it) for it in items}), "seeds": r.seeds}
 
 
 def results_dict(r: EvalRun, items: list[Any], rows: list[dict[str, Any]], modes_stats: dict[str, Any],
@@ -140,6 +158,8 @@ def results_dict(r: EvalRun, items: list[Any], rows: list[dict[str, Any]], modes
         "task": r.task.name,
         "source": source_record(cfg.source),
         "items": items_record(r, items),
+        "protocol": protocol_record(r),
+        "versions": package_versions(),
         "modes": modes_stats,
         "model": {"model_name_or_path": cfg.model_name_or_path, "adapter_name_or_path": cfg.adapter_name_or_path,
                   "template": r.template, "backend": cfg.backend},
@@ -152,6 +172,7 @@ def results_dict(r: EvalRun, items: list[Any], rows: list[dict[str, Any]], modes
     }
     if THINK in modes_stats and NOTHINK in modes_stats:
         out["think_vs_nothink"] = paired_table(rows, NOTHINK, rows, THINK)
+    warnings.extend(degenerate_warnings(modes_stats))  # the same list finish() prints
     return out
 
 

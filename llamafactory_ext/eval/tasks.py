@@ -141,6 +141,10 @@ class ItemTask(Task):
         category = self.category(item) or (UNKNOWN if self.categories else ALL)
         return EvalItem(self.item_id(item), self.question(item), self.option_texts(item), category, self.macro_category(item))
 
+    def chance(self, item: Any) -> float | None:
+        """The chance of answering ``item`` right by guessing (None: an open answer, no chance level)."""
+        return None
+
     # -- prompts
     def system(self) -> str | None:
         return None

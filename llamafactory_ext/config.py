@@ -14,6 +14,11 @@ named with a "did you mean", wrong types and out-of-range values name the key. :
 joins a command's own options with the options of the data set or task chosen at run time.
 :func:`format_value` writes a value back in the ``key=value`` syntax both tools read. LLaMA-Factory's
 own recipe keys and values are checked in ``recipe_keys.py``.
+
+Paths: a field declared ``option(..., path=True)`` names a file that belongs with the config (another
+config, a recipe, a prompts file). Written in a config file it is relative to that file's folder; typed
+on the command line, to the working folder (:func:`rebase_paths`, applied by :func:`from_argv`). Every
+other path (data, models, outputs) is relative to the working folder, as in LLaMA-Factory's recipes.
 """
 
 from __future__ import annotations
@@ -169,9 +174,17 @@ def overrides_of(values: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # typed options
 # ---------------------------------------------------------------------------------------------
-def option(default: Any = dataclasses.MISSING, help: str = "", **checks: Any) -> Any:
-    """A dataclass field with ``help`` and range metadata (``ge``, ``gt``, ``le``, ``lt``, ``choices``)."""
+def option(default: Any = dataclasses.MISSING, help: str = "", path: bool | tuple[str, ...] = False, **checks: Any) -> Any:
+    """A dataclass field with ``help`` and range metadata (``ge``, ``gt``, ``le``, ``lt``, ``choices``).
+
+    ``path``: the value names a file that belongs with the config file (another config, a recipe,
+    a prompts file): ``True`` for the value itself (a string or a list of strings), or a tuple of
+    keys inside it (``("config",)`` for ``eval: {config: EVAL.yaml}``; on a list of mappings, the
+    key of each). Read from a config file, such a path is relative to that file's folder
+    (:func:`rebase_paths`); typed on the command line, to the working folder."""
     meta = {"help": help, **checks}
+    if path:
+        meta["path"] = path
     if isinstance(default, (list, dict)):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
@@ -319,6 +332,59 @@ def combine(name: str, *classes: type) -> type:
     return dataclasses.make_dataclass(name, required + [s for s in specs if s not in required])
 
 
+# ---------------------------------------------------------------------------------------------
+# paths inside a config file: relative to the file's folder
+# ---------------------------------------------------------------------------------------------
+def _path_slots(value: Any, spec: Any, key: str) -> Iterable[tuple[str, Any, Any]]:
+    """(dotted key, container, index) of every path a list or mapping holds (``spec``: the field's ``path``)."""
+    if spec is True:
+        if isinstance(value, list):
+            yield from ((f"{key}.{i}", value, i) for i, v in enumerate(value) if isinstance(v, str))
+        return
+    items = [(f"{key}.{i}", v) for i, v in enumerate(value)] if isinstance(value, list) else [(key, value)]
+    for where, item in items:
+        if isinstance(item, dict):
+            yield from ((f"{where}.{sub}", item, sub) for sub in spec if isinstance(item.get(sub), str))
+
+
+def _slot_keys(cls: type, data: dict[str, Any]) -> Iterable[tuple[str, Any, Any]]:
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        spec = f.metadata.get("path")
+        if spec and data.get(f.name) is not None:
+            if isinstance(data[f.name], str):  # e.g. ``eval: EVAL.yaml`` for ``eval: {config: EVAL.yaml}``
+                yield f.name, data, f.name
+            else:
+                yield from _path_slots(data[f.name], spec, f.name)
+
+
+def path_values(cls: type, data: dict[str, Any]) -> list[str]:
+    """The paths (as written) that a config of ``cls`` holds: the files it refers to."""
+    return [container[index] for _, container, index in _slot_keys(cls, data) if container[index]]
+
+
+def rebase_paths(cls: type, data: dict[str, Any], config_file: str | os.PathLike | None, typed: Iterable[str] = ()) -> None:
+    """Make the path fields of ``data`` that came from ``config_file`` relative to the working folder
+    (in place): ``../v3_mixed.yaml`` in ``recipes/sweeps/x.yaml`` becomes ``recipes/v3_mixed.yaml``.
+    ``typed``: the dotted keys given on the command line (already relative to the working folder)."""
+    if not config_file:
+        return
+    folder = os.path.dirname(os.fspath(config_file))
+    typed = tuple(typed)
+    for key, container, index in list(_slot_keys(cls, data)):
+        value = container[index]
+        if not value or any(key == t or key.startswith(t + ".") for t in typed):
+            continue
+        value = os.path.expanduser(value)
+        container[index] = value if os.path.isabs(value) else _from_cwd(os.path.normpath(os.path.join(folder, value)))
+
+
+def _from_cwd(path: str) -> str:
+    """``path`` relative to the working folder when it lies inside it (commands stay short), else as it is."""
+    cwd = os.getcwd()
+    full = os.path.abspath(path)
+    return os.path.relpath(full, cwd) if full == cwd or full.startswith(cwd.rstrip(os.sep) + os.sep) else path
+
+
 def argv_where(argv: list[str]) -> str:
     """What an error about a key of ``argv`` names: its config file, else ``command line``."""
     return split_argv(argv)[0] or "command line"
@@ -370,6 +436,7 @@ def from_argv(
     typed = {o.partition("=")[0].split(".")[0] for o in overrides}
     if not dataclasses.is_dataclass(cls):
         cls = cls(data)
+    rebase_paths(cls, data, path, (o.partition("=")[0] for o in overrides))  # type: ignore[arg-type]
     if positional:
         listed = data.get(positional)
         data[positional] = [*values, *(listed if isinstance(listed, (list, tuple)) else [] if listed is None else [listed])]
@@ -396,5 +463,7 @@ def describe(cls: type) -> str:
             default = "(required)"
         bounds = ", ".join(f"{sign} {f.metadata[k]}" for k, (_, sign) in _BOUNDS.items() if k in f.metadata)
         helptext = f.metadata.get("help", "") + (f" [{bounds}]" if bounds else "")
+        if f.metadata.get("path"):
+            helptext += " (a path in a config file is relative to that file's folder)"
         lines.append(f"  {f.name:<24} {default:<22} {helptext}")
     return "\n".join(lines)

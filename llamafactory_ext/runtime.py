@@ -1,5 +1,6 @@
 """Running LLaMA-Factory from here: where ``llamafactory-cli`` is, the environment of a CPU
-subprocess, and THE list of overrides a shipped recipe may need on CPU.
+subprocess, and THE list of overrides a shipped recipe may need on CPU (:data:`CPU_OVERRIDES`; the
+laptop profile, :data:`CPU_PROFILE`, adds a small ``cutoff_len``).
 
 Ground floor (it imports only ``config``): the sweep's trials, the demo, ``plan`` and the tests use
 it. Keep :data:`CPU_OVERRIDES` short: a recipe that needs more than this to run on CPU with the tiny
@@ -24,6 +25,12 @@ CPU_OVERRIDES: dict[str, object] = {
     "optim": "adamw_torch",        # 8-bit AdamW is bitsandbytes (CUDA)
     "report_to": "none",
 }
+# The laptop route (`recipes copy NAME profile=cpu`, `sweep` / `study` `profile=cpu`): what a CPU cannot
+# do, plus a small packing / truncation length so a step takes seconds, not minutes. The cutoff is kept
+# out of CPU_OVERRIDES on purpose: the recipe tests compare LLaMA-Factory's encoding at the recipe's own
+# cutoff_len.
+CPU_CUTOFF_LEN = 256
+CPU_PROFILE: dict[str, object] = {**CPU_OVERRIDES, "cutoff_len": CPU_CUTOFF_LEN}
 
 
 def tiny_train_overrides(

@@ -52,8 +52,10 @@ from llamafactory_ext.sweep.config import (
     SweepError,
     as_overrides,
     check_keys,
+    check_trials_data,
     check_values,
     eval_section,
+    profile_overrides,
 )
 from llamafactory_ext.sweep.trials import Trial, make_trial, status
 from llamafactory_ext.thinking import NOTHINK, THINK
@@ -68,9 +70,9 @@ class StudyConfig(RunOptions):
     title: str = option("Format study", "report title")
     output_dir: str = option("saves/studies/format", "study folder: one sub-folder per trial + study.md / .json / .png")
     model: str | None = option(None, "base model of every trial (model_name_or_path; default: each recipe's)")
-    versions: list = option([], "[{name, recipe, format, overrides}]: one training trial each")
+    versions: list = option([], "[{name, recipe, format, overrides}]: one training trial each", path=("recipe",))
     train_overrides: dict = option({}, "recipe overrides for every version (e.g. dataset_dir, tiny-model / CPU switches)")
-    eval: Any = option(None, "{config: EVAL.yaml, overrides: {...}}: the evaluation of every trial (both modes)")
+    eval: Any = option(None, "{config: EVAL.yaml, overrides: {...}}: the evaluation of every trial (both modes)", path=("config",))
     baseline: bool = option(True, "evaluate the base model too (the Δ columns need it)")
     prepare: dict = option({}, "{datasets: [...], source, traces, out_dir, options: {NAME: {...}}}: data converted first")
     headline: list = option(["total"], "groups of the Version Series table: total and/or category names")
@@ -169,7 +171,7 @@ def build_trials(cfg: StudyConfig, where: str, cwd: str) -> list[Trial]:
     if spec is None:
         raise SweepError(f"{where}: eval.config is required: the study evaluates every trial")
     spec["overrides"]["thinking"] = "both"
-    common = dict(cfg.train_overrides or {})
+    common = {**profile_overrides(cfg.profile), **(cfg.train_overrides or {})}
     check_keys(common, "train_overrides.", where)
     check_values(common, f"{where}: train_overrides")
     out_root, env = Path(cfg.output_dir), {str(k): str(v) for k, v in (cfg.env or {}).items()}
@@ -190,7 +192,19 @@ def build_trials(cfg: StudyConfig, where: str, cwd: str) -> list[Trial]:
         trials.append(make_trial(name=v.name, params={"version": v.name, "format": v.format}, recipe=v.recipe, base=recipe,
                                  overrides=overrides, out_root=out_root, eval_spec=spec, cwd=cwd, env=env, share=cfg.tokenize_once,
                                  log_tail_lines=cfg.log_tail_lines, eval_extra=extra, overwrite=cfg.overwrite))
+    check_trials_data(trials, cfg.dry_run, "study", planned_datasets(cfg, where, cwd))
     return trials
+
+
+def planned_datasets(cfg: StudyConfig, where: str, cwd: str) -> list[tuple[str, Path]]:
+    """(data set, the dataset_info.json it is registered in) for each data set the prepare section makes."""
+    out = []
+    for name, values in prepare_commands(cfg, where):
+        if values.get("register", True) is False:
+            continue
+        info = Path(cwd) / str(values.get("dataset_info") or "dataset_info.json")
+        out += [(name, info)] + ([(f"{name}_val", info)] if values.get("val_size") else [])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ class EvalConfig:
     model_name_or_path: str | None = option(None, "base model (local dir or Hub id); from_recipe fills it")
     adapter_name_or_path: str | None = option(None, "LoRA adapter dir (from_recipe: the recipe's output_dir if it holds one)")
     template: str | None = option(None, "LLaMA-Factory template (default: the recipe's, else qwen3)")
-    from_recipe: str | None = option(None, "training recipe: inherits template, enable_thinking (-> modes), default_system, model, adapter")
+    from_recipe: str | None = option(None, "training recipe: inherits template, enable_thinking (-> modes), default_system, model, adapter", path=True)
     # task
     task: str = option(DEFAULT_TASK, "italic | gsm8k | multit | lm_eval (lm-evaluation-harness's Italian suite)", choices=tuple(TASKS))
     source: str | None = option(None, "Hub id or local file / folder (default: the public set)")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import sys
 import tempfile
@@ -190,6 +189,10 @@ def inspect_recipe(argv: list[str], tokenizer_cache: dict | None = None, progres
         raise InspectError(f"{path}: stage {stage} is not supported by inspect (only sft and pt): "
                            f"{'pairwise chosen/rejected rows' if stage in ('dpo', 'rm', 'kto') else 'its rows'} "
                            "are not shown")
+    if not opts.samples:  # the data first: one line with the command that fixes it, before any tokenizer
+        from llamafactory_ext.data.folder import check_recipe_data
+
+        check_recipe_data(recipe, path)
     with tempfile.TemporaryDirectory(prefix="llamafactory-ext-inspect-") as work:
         if opts.samples:
             from llamafactory_ext.data.samples import prepare_samples
@@ -268,8 +271,8 @@ def _load_datasets(path: str, args: Arguments) -> list[tuple[str, Any, Any]]:
     data = args.data
     try:
         attrs = get_dataset_list(data.dataset, data.dataset_dir)
-    except ValueError as exc:
-        raise _dataset_error(exc, data.dataset_dir, path) from None
+    except ValueError as exc:  # check_recipe_data caught the usual ones: this is a malformed entry
+        raise InspectError(f"{path}: {first_line(exc)}") from None
     loaded = []
     for name, attr in zip(data.dataset, attrs):
         if attr.ranking:
@@ -284,21 +287,6 @@ def _load_datasets(path: str, args: Arguments) -> list[tuple[str, Any, Any]]:
                                f"{why}") from None
         loaded.append((name, attr, rows))
     return loaded
-
-
-def _dataset_error(exc: Exception, dataset_dir: str, where: str) -> InspectError:
-    text = first_line(exc)
-    info = Path(dataset_dir) / "dataset_info.json"
-    if text.startswith("Undefined dataset"):
-        name = text.split()[2]
-        try:
-            known = list(json.loads(info.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            known = []
-        return InspectError(str(unknown_key_error(name, known, str(info), "data set")))
-    if text.startswith("Cannot open"):
-        return InspectError(f"{where}: dataset_dir {dataset_dir} has no readable dataset_info.json ({text})")
-    return InspectError(f"{where}: {text}")
 
 
 def exit_status(report: dict[str, Any]) -> int:

@@ -48,16 +48,18 @@ class RunOptions:
     tokenize_once: bool = option(True, "share LLaMA-Factory's tokenized_path among trials with the same data")
     env: dict = option({}, "extra environment for trial processes")
     log_tail_lines: int = option(40, "log lines kept for a failed trial", ge=1)
+    profile: Literal["cpu"] | None = option(None, "cpu: every trial's recipe gets runtime.CPU_PROFILE (no bf16, quantization, "
+                                                  "DeepSpeed, flash-attn, 8-bit optimiser; cutoff_len 256) before fixed / train_overrides")
 
 
 @dataclasses.dataclass
 class SweepConfig(RunOptions):
-    base: str = option(None, "training recipe (llamafactory-cli train YAML)")
+    base: str = option(None, "training recipe (llamafactory-cli train YAML)", path=True)
     output_dir: str = option(None, "sweep folder: one sub-folder per trial + summaries")
     grid: dict = option({}, "key -> list of values (Cartesian product)")
     derived: dict = option({}, "key -> expression, e.g. lora_alpha: 2 * lora_rank")
     fixed: Any = option({}, "overrides for every trial (mapping or list of key=value)")
-    eval: Any = option(None, "{config: EVAL.yaml, overrides: {...}} or null")
+    eval: Any = option(None, "{config: EVAL.yaml, overrides: {...}} or null", path=("config",))
     name_format: str | None = option(None, "trial name, e.g. r{lora_rank}")
     plot_x: str | None = option(None, "grid key on the plots' x axis")
 
@@ -69,7 +71,37 @@ def load_sweep_config(argv: list[str]) -> tuple[SweepConfig, str]:
     for key in ("base", "output_dir"):
         if not getattr(cfg, key):
             raise SweepError(f"{where}: missing required key {key!r}")
+    if cfg.profile:  # the profile goes first: fixed and the grid override it
+        cfg.fixed = {**profile_overrides(cfg.profile), **as_overrides(cfg.fixed, where, "fixed")}
     return cfg, where
+
+
+def profile_overrides(profile: str | None) -> dict[str, Any]:
+    """The recipe overrides of a run profile (``cpu``: :data:`runtime.CPU_PROFILE`; none: ``{}``)."""
+    from llamafactory_ext.runtime import CPU_PROFILE
+
+    return dict(CPU_PROFILE) if profile == "cpu" else {}
+
+
+def check_trials_data(trials: list[Any], dry_run: bool, tag: str, planned: Any = ()) -> None:
+    """Every training trial's data is where its recipe reads it (``data.folder``), checked before any trial
+    runs: a SweepError with the command that fixes it; in a dry run, the same line as a warning."""
+    from llamafactory_ext.data.folder import DataFolderError, check_recipe_data
+
+    seen = set()
+    for t in trials:
+        cfg = t.train_config
+        key = tuple(str(cfg.get(k)) for k in ("dataset_dir", "dataset", "eval_dataset"))
+        if t.train_cmd is None or key in seen:
+            continue
+        seen.add(key)
+        try:
+            check_recipe_data(cfg, f"{t.train_cmd[2]} (trial {t.name})", t.cwd, planned)
+        except DataFolderError as exc:
+            if not dry_run:
+                raise SweepError(str(exc)) from None
+            print(f"[{tag}] warning: {exc} (the run would stop here)", flush=True)
+            return
 
 
 def as_overrides(value: Any, where: str, what: str) -> dict[str, Any]:

@@ -33,6 +33,47 @@ CPU_CUTOFF_LEN = 256
 CPU_PROFILE: dict[str, object] = {**CPU_OVERRIDES, "cutoff_len": CPU_CUTOFF_LEN}
 
 
+# transformers 5.6 model types whose vision tower embeds patches with a Conv3d (grep nn.Conv3d in its models/):
+# LLaMA-Factory 0.9.5 refuses to load them for training under torch 2.9.x (model/loader.py, pytorch issue 166122).
+CONV3D_MODEL_TYPES = ("glm4v", "glm4v_moe", "qwen2_vl", "qwen2_5_vl", "qwen2_5_omni", "qwen3_vl", "qwen3_vl_moe",
+                      "qwen3_omni_moe", "qwen3_5", "qwen3_5_moe")
+
+
+def model_config(model: str | os.PathLike | None) -> dict | None:
+    """``config.json`` of a local model folder, or of a Hub id already in the Hugging Face cache; None otherwise."""
+    import json
+
+    if not model:
+        return None
+    path = Path(model, "config.json")
+    if not path.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(str(model), "config.json")
+        except Exception:  # noqa: BLE001 - not a valid repo id: nothing cached
+            cached = None
+        path = Path(cached) if isinstance(cached, str) else path
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def training_load_problem(model: str | os.PathLike | None) -> str | None:
+    """Why ``llamafactory-cli train`` would refuse to load ``model`` on this installation, before it starts (None: no
+    known reason). Today: a vision tower with a Conv3d patch embedding (Qwen3.5, Qwen3-VL, ...) under torch 2.9.x."""
+    import importlib.metadata
+
+    model_type = (model_config(model) or {}).get("model_type")
+    torch_version = importlib.metadata.version("torch")
+    if model_type in CONV3D_MODEL_TYPES and torch_version.startswith("2.9."):
+        return (f"{model} is a {model_type} model whose vision tower has a Conv3d patch embedding: LLaMA-Factory 0.9.5 refuses "
+                f"to train it under torch {torch_version} ('torch 2.9.x with Conv3D', pytorch issue 166122); train it with torch "
+                "2.8 or 2.10+ (inspect and eval work as they are)")
+    return None
+
+
 def tiny_train_overrides(
     model_dir: str | os.PathLike,
     dataset_dir: str | os.PathLike,

@@ -175,9 +175,9 @@ def prepare_command(spec: Any, out_dir: str = "data") -> str:
 
 
 def data_problem(recipe: dict[str, Any], cwd: str | os.PathLike | None = None,
-                 planned: Iterable[tuple[str, Path]] = ()) -> tuple[str, str] | None:
-    """(data set, what is wrong and the fix) for the first data set of ``recipe`` that LLaMA-Factory could
-    not load from its ``dataset_dir``; None when all are there (or will be: ``planned`` holds the
+                 planned: Iterable[tuple[str, Path]] = (), keys: tuple[str, ...] = ("dataset", "eval_dataset")) -> tuple[str, str] | None:
+    """(data set, what is wrong and the fix) for the first data set of ``recipe`` (its ``keys``) that LLaMA-Factory
+    could not load from its ``dataset_dir``; None when all are there (or will be: ``planned`` holds the
     (name, dataset_info.json) pairs a study prepares first)."""
     cwd_path = Path(cwd) if cwd is not None else Path.cwd()
     if str(recipe.get("dataset_dir") or "").startswith(("ONLINE", "REMOTE:")):
@@ -185,7 +185,7 @@ def data_problem(recipe: dict[str, Any], cwd: str | os.PathLike | None = None,
     folder = recipe_folder(recipe, cwd_path)
     info_path = folder / INFO
     soon = {n for n, p in planned if Path(p).resolve() == info_path.resolve()}
-    names = [*dataset_names(recipe.get("dataset")), *dataset_names(recipe.get("eval_dataset"))]
+    names = [n for key in keys for n in dataset_names(recipe.get(key))]
     try:
         info = read_info(info_path, hint="fix it") if info_path.is_file() else None
     except UserError as exc:
@@ -210,9 +210,9 @@ def data_problem(recipe: dict[str, Any], cwd: str | os.PathLike | None = None,
 
 
 def check_recipe_data(recipe: dict[str, Any], where: str, cwd: str | os.PathLike | None = None,
-                      planned: Iterable[tuple[str, Path]] = ()) -> None:
+                      planned: Iterable[tuple[str, Path]] = (), keys: tuple[str, ...] = ("dataset", "eval_dataset")) -> None:
     """Raise :class:`DataFolderError` (one line: recipe, data set, fix) when a data set of ``recipe`` is
     missing from its ``dataset_dir``."""
-    problem = data_problem(recipe, cwd, planned)
+    problem = data_problem(recipe, cwd, planned, keys)
     if problem is not None:
         raise DataFolderError(f"{where}: data set {problem[0]}: {problem[1]}")

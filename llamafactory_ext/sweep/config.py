@@ -84,23 +84,27 @@ def profile_overrides(profile: str | None) -> dict[str, Any]:
 
 
 def check_trials_data(trials: list[Any], dry_run: bool, tag: str, planned: Any = ()) -> None:
-    """Every training trial's data is where its recipe reads it (``data.folder``), checked before any trial
-    runs: a SweepError with the command that fixes it; in a dry run, the same line as a warning."""
-    from llamafactory_ext.data.folder import DataFolderError, check_recipe_data
+    """Before any trial runs: every training trial's data is where its recipe reads it (``data.folder``), and
+    LLaMA-Factory can load its model here (``runtime.training_load_problem``). A SweepError naming the trial
+    and the fix; in a dry run, the same line as a warning."""
+    from llamafactory_ext.data.folder import data_problem
+    from llamafactory_ext.runtime import training_load_problem
 
     seen = set()
     for t in trials:
         cfg = t.train_config
-        key = tuple(str(cfg.get(k)) for k in ("dataset_dir", "dataset", "eval_dataset"))
+        key = tuple(str(cfg.get(k)) for k in ("dataset_dir", "dataset", "eval_dataset", "model_name_or_path"))
         if t.train_cmd is None or key in seen:
             continue
         seen.add(key)
-        try:
-            check_recipe_data(cfg, f"{t.train_cmd[2]} (trial {t.name})", t.cwd, planned)
-        except DataFolderError as exc:
-            if not dry_run:
-                raise SweepError(str(exc)) from None
-            print(f"[{tag}] warning: {exc} (the run would stop here)", flush=True)
+        where = f"{t.train_cmd[2]} (trial {t.name})"
+        data = data_problem(cfg, t.cwd, planned)
+        model = training_load_problem(cfg.get("model_name_or_path"))
+        problem = f"{where}: data set {data[0]}: {data[1]}" if data else f"{where}: {model}" if model else None
+        if problem and not dry_run:
+            raise SweepError(problem)
+        if problem:
+            print(f"[{tag}] warning: {problem} (the run would stop here)", flush=True)
             return
 
 

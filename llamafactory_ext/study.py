@@ -47,6 +47,8 @@ from llamafactory_ext.io import (
     save_figure,
 )
 from llamafactory_ext.sweep import print_plan, run_all
+from llamafactory_ext.sweep.summary import track_trial
+from llamafactory_ext.tracking import report_targets
 from llamafactory_ext.sweep.config import (
     RunOptions,
     SweepError,
@@ -77,6 +79,8 @@ class StudyConfig(RunOptions):
     prepare: dict = option({}, "{datasets: [...], source, traces, out_dir, options: {NAME: {...}}}: data converted first")
     headline: list = option(["total"], "groups of the Version Series table: total and/or category names")
     published: Any = option("auto", "auto | true | false: the published Qwen3-8B / ITALIC figures beside ours")
+    report_to: Any = option(None, "tensorboard | wandb | all: log every finished trial's figures into its training run "
+                                  "(default: each recipe's report_to; none: nothing)")
 
 
 @dataclasses.dataclass
@@ -167,7 +171,7 @@ def run_prepare(steps: list[tuple[str, dict[str, Any]]], cwd: str, dry_run: bool
 def build_trials(cfg: StudyConfig, where: str, cwd: str) -> list[Trial]:
     """The baseline (evaluation only) and one training trial per version, all checked up front."""
     versions = versions_of(cfg, where, cwd)
-    spec = eval_section(cfg.eval, where, cwd, reserved=("output_dir", "adapter_name_or_path", "baseline", "thinking"))
+    spec = eval_section(cfg.eval, where, cwd, reserved=("output_dir", "adapter_name_or_path", "baseline", "thinking", "report_to"))
     if spec is None:
         raise SweepError(f"{where}: eval.config is required: the study evaluates every trial")
     spec["overrides"]["thinking"] = "both"
@@ -439,6 +443,10 @@ def plot(study: dict[str, Any], path: Path) -> Path | None:
 
 def write_report(cfg: StudyConfig, trials: list[Trial]) -> dict[str, Any]:
     out = ensure_dir(cfg.output_dir, "output_dir")
+    for t in trials:  # each finished trial once (<trial>/tracking.json), into its training run, as a sweep does
+        report_to = cfg.report_to if cfg.report_to is not None else t.train_config.get("report_to")
+        if status(t) == "done" and report_targets(report_to):
+            track_trial(t, out.name, report_to)
     study = collect(cfg, trials)
     atomic_write_json(out / "study.json", study)
     atomic_write_text(out / "study.md", render(study))

@@ -64,6 +64,8 @@ class EvalConfig:
     faithfulness_samples: int = option(50, "items in the faithfulness probe", ge=1)
     progress: bool = option(True, "progress bar (items/s, ETA) on stderr")
     overwrite: bool = option(False, "start over when output_dir holds predictions of other settings")
+    report_to: Any = option(None, "none | tensorboard | wandb | all (or a list): log the figures to TensorBoard (and W&B) in the "
+                                  "training's own run (the adapter folder's runs/), as LLaMA-Factory's report_to does for training")
 
 
 # Settings that change what a row of predictions.jsonl holds: a resume must match every one of
@@ -73,7 +75,7 @@ OUTPUT_SETTINGS = ("model_name_or_path", "adapter_name_or_path", "template", "ta
                    "max_new_tokens", "temperature", "top_p", "device", "dtype", "max_model_len")
 NEUTRAL_SETTINGS = ("from_recipe", "limit", "thinking", "batch_size", "seeds", "gpu_memory_utilization",
                     "tensor_parallel_size", "max_lora_rank", "cutoff", "output_dir", "baseline", "baseline_partial",
-                    "predictions", "faithfulness", "faithfulness_samples", "progress", "overwrite")
+                    "predictions", "faithfulness", "faithfulness_samples", "progress", "overwrite", "report_to")
 
 
 @functools.cache

@@ -143,7 +143,8 @@ def check_keys(keys: Any, section: str, where: str, reserved: bool = True) -> No
             raise SweepError(f"{where}: {section}{key}: the sweep sets {key} per trial (<output_dir>/<trial>)")
 
 
-def eval_section(value: Any, where: str, cwd: str, reserved: tuple[str, ...] = ("output_dir", "adapter_name_or_path")) -> dict | None:
+def eval_section(value: Any, where: str, cwd: str,
+                 reserved: tuple[str, ...] = ("output_dir", "adapter_name_or_path", "report_to")) -> dict | None:
     """``eval: {config: EVAL.yaml, overrides: {...}}`` checked against the evaluator's keys."""
     from llamafactory_ext.config import load_yaml, unknown_key_error
 
@@ -169,7 +170,9 @@ def eval_section(value: Any, where: str, cwd: str, reserved: tuple[str, ...] = (
             msg = str(unknown_key_error(key, known, f"{where}: eval.overrides.{key}", "key"))
             raise SweepError(msg.replace(f"eval.overrides.{key}: unknown key", f"eval.overrides.{key}: the evaluator has no key"))
         if key in reserved:
-            raise SweepError(f"{where}: eval.overrides.{key}: the sweep sets {key} per trial")
+            why = ("logs every finished trial itself: set report_to in the recipe (or fixed / train_overrides)" if key == "report_to"
+                   else f"sets {key} per trial")
+            raise SweepError(f"{where}: eval.overrides.{key}: the sweep {why}")
     return {"config": section["config"], "overrides": overrides, "file_keys": set(file_keys)}
 
 

@@ -9,7 +9,8 @@ checkout, exactly as README / docs/train.md / docs/sweep.md write it (issue 23's
     llamafactory-ext prepare multit_mixed source=SAMPLES/multit_quiz.json traces=SAMPLES/multit_traces.jsonl
     llamafactory-ext inspect recipes/v3_mixed.yaml model_name_or_path=TINY
     llamafactory-cli train recipes/v3_mixed.yaml model_name_or_path=TINY max_steps=2
-    llamafactory-ext recipes copy compare/wikipedia && llamafactory-ext compare recipes/compare/wikipedia.yaml ... (the adapter above)
+    llamafactory-ext recipes copy compare/wikipedia
+    llamafactory-ext compare recipes/compare/wikipedia.yaml model_name_or_path=TINY adapter_name_or_path=saves/v3_mixed template=qwen3 limit=2 max_new_tokens=16
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def test_issue_23_acceptance_in_an_empty_folder(installed, small_model, tmp_path
     # side-by-side generations with the adapter just trained
     assert ext("recipes", "copy", "compare/wikipedia").returncode == 0
     proc = ext("compare", "recipes/compare/wikipedia.yaml", f"model_name_or_path={small_model}", "adapter_name_or_path=saves/v3_mixed",
-               "template=qwen3", "limit=2", "max_new_tokens=4", "device=cpu", "dtype=float32")
+               "template=qwen3", "limit=2", "max_new_tokens=16")
     assert proc.returncode == 0, output_tail(proc)
     rows = [json.loads(line) for line in (work / "results" / "compare" / "wikipedia" / "compare.jsonl").read_text().splitlines()]
     prompts = (REPO / "recipes" / "compare" / "prompts_it.txt").read_text(encoding="utf-8").splitlines()[:2]

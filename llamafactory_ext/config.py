@@ -175,13 +175,9 @@ def overrides_of(values: dict[str, Any]) -> list[str]:
 # typed options
 # ---------------------------------------------------------------------------------------------
 def option(default: Any = dataclasses.MISSING, help: str = "", path: bool | tuple[str, ...] = False, **checks: Any) -> Any:
-    """A dataclass field with ``help`` and range metadata (``ge``, ``gt``, ``le``, ``lt``, ``choices``).
-
-    ``path``: the value names a file that belongs with the config file (another config, a recipe,
-    a prompts file): ``True`` for the value itself (a string or a list of strings), or a tuple of
-    keys inside it (``("config",)`` for ``eval: {config: EVAL.yaml}``; on a list of mappings, the
-    key of each). Read from a config file, such a path is relative to that file's folder
-    (:func:`rebase_paths`); typed on the command line, to the working folder."""
+    """A dataclass field with ``help`` and range metadata (``ge``, ``gt``, ``le``, ``lt``, ``choices``). ``path``:
+    the value names a file that belongs with the config (``True``), or the keys inside it that do (``("config",)``
+    for ``eval: {config: EVAL.yaml}``; on a list of mappings, each one's): :func:`rebase_paths`."""
     meta = {"help": help, **checks}
     if path:
         meta["path"] = path
@@ -335,54 +331,44 @@ def combine(name: str, *classes: type) -> type:
 # ---------------------------------------------------------------------------------------------
 # paths inside a config file: relative to the file's folder
 # ---------------------------------------------------------------------------------------------
-def _path_slots(value: Any, spec: Any, key: str) -> Iterable[tuple[str, Any, Any]]:
-    """(dotted key, container, index) of every path a list or mapping holds (``spec``: the field's ``path``)."""
-    if spec is True:
-        if isinstance(value, list):
-            yield from ((f"{key}.{i}", value, i) for i, v in enumerate(value) if isinstance(v, str))
-        return
-    items = [(f"{key}.{i}", v) for i, v in enumerate(value)] if isinstance(value, list) else [(key, value)]
-    for where, item in items:
-        if isinstance(item, dict):
-            yield from ((f"{where}.{sub}", item, sub) for sub in spec if isinstance(item.get(sub), str))
-
-
-def _slot_keys(cls: type, data: dict[str, Any]) -> Iterable[tuple[str, Any, Any]]:
+def _path_slots(cls: type, data: dict[str, Any]) -> Iterable[tuple[str, Any, Any]]:
+    """(dotted key, container, index) of every path the path fields of ``cls`` hold in ``data``: the value
+    itself (a string, or each string of a list), or the declared keys inside a mapping or each mapping of a list."""
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        spec = f.metadata.get("path")
-        if spec and data.get(f.name) is not None:
-            if isinstance(data[f.name], str):  # e.g. ``eval: EVAL.yaml`` for ``eval: {config: EVAL.yaml}``
-                yield f.name, data, f.name
-            else:
-                yield from _path_slots(data[f.name], spec, f.name)
+        spec, value = f.metadata.get("path"), data.get(f.name)
+        if not spec or value is None:
+            continue
+        if isinstance(value, str):  # also ``eval: EVAL.yaml`` for ``eval: {config: EVAL.yaml}``
+            yield f.name, data, f.name
+            continue
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for i, item in items:
+            where = f.name if i is None else f"{f.name}.{i}"
+            if spec is True and isinstance(item, str):
+                yield where, value, i
+            elif spec is not True and isinstance(item, dict):
+                yield from ((f"{where}.{k}", item, k) for k in spec if isinstance(item.get(k), str))
 
 
 def path_values(cls: type, data: dict[str, Any]) -> list[str]:
     """The paths (as written) that a config of ``cls`` holds: the files it refers to."""
-    return [container[index] for _, container, index in _slot_keys(cls, data) if container[index]]
+    return [container[index] for _, container, index in _path_slots(cls, data) if container[index]]
 
 
 def rebase_paths(cls: type, data: dict[str, Any], config_file: str | os.PathLike | None, typed: Iterable[str] = ()) -> None:
-    """Make the path fields of ``data`` that came from ``config_file`` relative to the working folder
-    (in place): ``../v3_mixed.yaml`` in ``recipes/sweeps/x.yaml`` becomes ``recipes/v3_mixed.yaml``.
-    ``typed``: the dotted keys given on the command line (already relative to the working folder)."""
+    """Make the path fields of ``data`` that came from ``config_file`` relative to the working folder (in
+    place; inside it, else absolute): ``../v3_mixed.yaml`` in ``recipes/sweeps/x.yaml`` becomes
+    ``recipes/v3_mixed.yaml``. ``typed``: the dotted keys given on the command line (left as typed)."""
     if not config_file:
         return
-    folder = os.path.dirname(os.fspath(config_file))
-    typed = tuple(typed)
-    for key, container, index in list(_slot_keys(cls, data)):
-        value = container[index]
-        if not value or any(key == t or key.startswith(t + ".") for t in typed):
+    folder, cwd, typed = os.path.dirname(os.fspath(config_file)), os.getcwd(), tuple(typed)
+    for key, container, index in list(_path_slots(cls, data)):
+        value = container[index] = os.path.expanduser(container[index])
+        if not value or os.path.isabs(value) or any(key == t or key.startswith(t + ".") for t in typed):
             continue
-        value = os.path.expanduser(value)
-        container[index] = value if os.path.isabs(value) else _from_cwd(os.path.normpath(os.path.join(folder, value)))
-
-
-def _from_cwd(path: str) -> str:
-    """``path`` relative to the working folder when it lies inside it (commands stay short), else as it is."""
-    cwd = os.getcwd()
-    full = os.path.abspath(path)
-    return os.path.relpath(full, cwd) if full == cwd or full.startswith(cwd.rstrip(os.sep) + os.sep) else path
+        full = os.path.abspath(os.path.join(folder, value))
+        inside = full == cwd or full.startswith(cwd.rstrip(os.sep) + os.sep)
+        container[index] = os.path.relpath(full, cwd) if inside else os.path.normpath(os.path.join(folder, value))
 
 
 def argv_where(argv: list[str]) -> str:

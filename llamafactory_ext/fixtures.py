@@ -206,15 +206,16 @@ def _qwen3_5_model(rows: int, first: int, layers: int, hidden: int, full: bool) 
     _, config, gen = _qwen3_model(rows, first, layers, hidden, full)
     tok = {t: first + i for i, (t, _) in enumerate(QWEN3_ADDED_TOKENS)}
     heads, small = config.num_attention_heads, hidden // 4
-    text = dict(vocab_size=rows, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-                num_attention_heads=heads, num_key_value_heads=config.num_key_value_heads, head_dim=config.head_dim,
-                linear_key_head_dim=small, linear_value_head_dim=small, linear_num_key_heads=2, linear_num_value_heads=4,
-                layer_types=["linear_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
-                max_position_embeddings=4096, tie_word_embeddings=True, bos_token_id=config.bos_token_id,
-                eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id,
-                rope_parameters={"rope_type": "default", "rope_theta": 1e7, "mrope_section": [2, 1, 1], "mrope_interleaved": True,
-                                 "partial_rotary_factor": 0.5})
-    vision = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden, num_position_embeddings=64)
+    text = {"vocab_size": rows, "hidden_size": hidden, "intermediate_size": hidden * 2, "num_hidden_layers": layers,
+            "num_attention_heads": heads, "num_key_value_heads": config.num_key_value_heads, "head_dim": config.head_dim,
+            "linear_key_head_dim": small, "linear_value_head_dim": small, "linear_num_key_heads": 2, "linear_num_value_heads": 4,
+            "layer_types": ["linear_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
+            "max_position_embeddings": 4096, "tie_word_embeddings": True, "bos_token_id": config.bos_token_id,
+            "eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e7, "mrope_section": [2, 1, 1], "mrope_interleaved": True,
+                                "partial_rotary_factor": 0.5}}
+    vision = {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": hidden,
+              "num_position_embeddings": 64}
     composite = Qwen3_5Config(text_config=text, vision_config=vision, image_token_id=tok["<|image_pad|>"], tie_word_embeddings=True,
                               video_token_id=tok["<|video_pad|>"], vision_start_token_id=tok["<|vision_start|>"],
                               vision_end_token_id=tok["<|vision_end|>"])

@@ -40,6 +40,7 @@ from llamafactory_ext.config import (
     load_yaml,
     option,
 )
+from llamafactory_ext.data.folder import planned_registrations
 from llamafactory_ext.io import (
     atomic_write_json,
     atomic_write_text,
@@ -47,8 +48,6 @@ from llamafactory_ext.io import (
     save_figure,
 )
 from llamafactory_ext.sweep import print_plan, run_all
-from llamafactory_ext.sweep.summary import track_trial
-from llamafactory_ext.tracking import report_targets
 from llamafactory_ext.sweep.config import (
     RunOptions,
     SweepError,
@@ -59,8 +58,10 @@ from llamafactory_ext.sweep.config import (
     eval_section,
     profile_overrides,
 )
+from llamafactory_ext.sweep.summary import track_trial
 from llamafactory_ext.sweep.trials import Trial, make_trial, status
 from llamafactory_ext.thinking import NOTHINK, THINK
+from llamafactory_ext.tracking import report_targets
 
 USAGE = "STUDY.yaml [key=value ...]   (nested keys with dots: eval.overrides.limit=500 prepare.traces=t.jsonl)"
 BASELINE = "baseline"  # also the baseline's key in a task's published figures (eval.tasks.Task.published)
@@ -196,19 +197,8 @@ def build_trials(cfg: StudyConfig, where: str, cwd: str) -> list[Trial]:
         trials.append(make_trial(name=v.name, params={"version": v.name, "format": v.format}, recipe=v.recipe, base=recipe,
                                  overrides=overrides, out_root=out_root, eval_spec=spec, cwd=cwd, env=env, share=cfg.tokenize_once,
                                  log_tail_lines=cfg.log_tail_lines, eval_extra=extra, overwrite=cfg.overwrite))
-    check_trials_data(trials, cfg.dry_run, "study", planned_datasets(cfg, where, cwd))
+    check_trials_data(trials, cfg.dry_run, "study", planned_registrations(prepare_commands(cfg, where), cwd))
     return trials
-
-
-def planned_datasets(cfg: StudyConfig, where: str, cwd: str) -> list[tuple[str, Path]]:
-    """(data set, the dataset_info.json it is registered in) for each data set the prepare section makes."""
-    out = []
-    for name, values in prepare_commands(cfg, where):
-        if values.get("register", True) is False:
-            continue
-        info = Path(cwd) / str(values.get("dataset_info") or "dataset_info.json")
-        out += [(name, info)] + ([(f"{name}_val", info)] if values.get("val_size") else [])
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

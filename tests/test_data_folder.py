@@ -97,8 +97,8 @@ def test_sweep_stops_before_any_trial_and_its_dry_run_warns(project, capsys):
     (project / "recipes" / "sweeps" / "s.yaml").write_text(SWEEP)
     assert cli.main(["sweep", "recipes/sweeps/s.yaml"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["llamafactory-ext sweep: error: recipes/v3_mixed.yaml (trial lora_rank-4): data set multit_mixed: dataset_dir . "
-                   "has no dataset_info.json; fix: llamafactory-ext prepare multit_mixed source=PATH traces=PATH"]
+    assert err == [("llamafactory-ext sweep: error: recipes/v3_mixed.yaml (trial lora_rank-4): data set multit_mixed: dataset_dir . "
+                    "has no dataset_info.json; fix: llamafactory-ext prepare multit_mixed source=PATH traces=PATH")]
     assert not (project / "sweep_out").exists()
     assert cli.main(["sweep", "recipes/sweeps/s.yaml", "dry_run=true"]) == 0
     out = capsys.readouterr().out

@@ -58,7 +58,7 @@ def _done_trial(trial, results: dict, step: int | None) -> None:
 
 
 def results(think: float, nothink: float) -> dict:
-    block = lambda a: {"accuracy": a, "correct": int(4 * a), "total": 4, "cut_off": 0, "ci95": [0.0, 1.0]}  # noqa: E731
+    block = lambda a: {"accuracy": a, "correct": int(4 * a), "total": 4, "cut_off": 0, "ci95": [0.0, 1.0]}
     return {"modes": {"think": block(think), "nothink": block(nothink)}, "model": {"model_name_or_path": "m"}, "task": "italic"}
 
 
@@ -71,7 +71,7 @@ def test_a_study_logs_each_finished_trial_once_into_its_run(tmp_path, monkeypatc
 
     spec = {"config": "e.yaml", "overrides": {}, "file_keys": set()}
     out = tmp_path / "study"
-    common = dict(out_root=out, eval_spec=spec, cwd=str(tmp_path), env={})
+    common = {"out_root": out, "eval_spec": spec, "cwd": str(tmp_path), "env": {}}
     base = make_trial(name="baseline", params={"version": "baseline"}, recipe=None, base={"model_name_or_path": "m"}, overrides={}, **common)
     v1 = make_trial(name="V1", params={"version": "V1"}, recipe="r.yaml", base={"model_name_or_path": "m", "report_to": "none"},
                     overrides={}, **common)

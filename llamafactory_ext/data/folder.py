@@ -174,6 +174,17 @@ def prepare_command(spec: Any, out_dir: str = "data") -> str:
     return cmd
 
 
+def planned_registrations(steps: Iterable[tuple[str, dict[str, Any]]], cwd: str | os.PathLike) -> list[tuple[str, Path]]:
+    """(data set, the dataset_info.json it will be registered in) for each ``(NAME, prepare options)`` about to
+    run (a study's prepare section), with its ``_val`` split when ``val_size`` is set."""
+    out = []
+    for name, values in steps:
+        if values.get("register", True) is not False:
+            info = Path(cwd) / str(values.get("dataset_info") or INFO)
+            out += [(name, info)] + ([(f"{name}_val", info)] if values.get("val_size") else [])
+    return out
+
+
 def data_problem(recipe: dict[str, Any], cwd: str | os.PathLike | None = None,
                  planned: Iterable[tuple[str, Path]] = (), keys: tuple[str, ...] = ("dataset", "eval_dataset")) -> tuple[str, str] | None:
     """(data set, what is wrong and the fix) for the first data set of ``recipe`` (its ``keys``) that LLaMA-Factory

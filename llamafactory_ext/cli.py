@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("llamafactory_ext.demo", "the format study in miniature: a tiny Qwen3 on CPU, V1 / V2 / V3 vs the base (the main job)"),
     "fixture": ("llamafactory_ext.fixtures", "write a tiny Qwen3 / LLaMA-3 model with real ids, or a small vocabulary (arch=, vocab=)"),
     "webui": ("llamafactory_ext.webui.command", "LlamaBoard with the project inside: recipes, Thinking eval, Format study, Inspect tabs"),
-    "recipes": ("llamafactory_ext.shipped", "list the shipped recipes, or copy one here: recipes copy NAME"),
+    "recipes": ("llamafactory_ext.recipes", "list the shipped recipes, or copy one here with what it refers to: recipes copy NAME [profile=cpu]"),
 }
 
 USAGE = "usage: llamafactory-ext COMMAND [CONFIG.yaml] [key=value ...]"

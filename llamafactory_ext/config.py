@@ -14,6 +14,11 @@ named with a "did you mean", wrong types and out-of-range values name the key. :
 joins a command's own options with the options of the data set or task chosen at run time.
 :func:`format_value` writes a value back in the ``key=value`` syntax both tools read. LLaMA-Factory's
 own recipe keys and values are checked in ``recipe_keys.py``.
+
+Paths: a field declared ``option(..., path=True)`` names a file that belongs with the config (another
+config, a recipe, a prompts file). Written in a config file it is relative to that file's folder; typed
+on the command line, to the working folder (:func:`rebase_paths`, applied by :func:`from_argv`). Every
+other path (data, models, outputs) is relative to the working folder, as in LLaMA-Factory's recipes.
 """
 
 from __future__ import annotations
@@ -169,9 +174,13 @@ def overrides_of(values: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # typed options
 # ---------------------------------------------------------------------------------------------
-def option(default: Any = dataclasses.MISSING, help: str = "", **checks: Any) -> Any:
-    """A dataclass field with ``help`` and range metadata (``ge``, ``gt``, ``le``, ``lt``, ``choices``)."""
+def option(default: Any = dataclasses.MISSING, help: str = "", path: bool | tuple[str, ...] = False, **checks: Any) -> Any:
+    """A dataclass field with ``help`` and range metadata (``ge``, ``gt``, ``le``, ``lt``, ``choices``). ``path``:
+    the value names a file that belongs with the config (``True``), or the keys inside it that do (``("config",)``
+    for ``eval: {config: EVAL.yaml}``; on a list of mappings, each one's): :func:`rebase_paths`."""
     meta = {"help": help, **checks}
+    if path:
+        meta["path"] = path
     if isinstance(default, (list, dict)):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
@@ -319,6 +328,49 @@ def combine(name: str, *classes: type) -> type:
     return dataclasses.make_dataclass(name, required + [s for s in specs if s not in required])
 
 
+# ---------------------------------------------------------------------------------------------
+# paths inside a config file: relative to the file's folder
+# ---------------------------------------------------------------------------------------------
+def _path_slots(cls: type, data: dict[str, Any]) -> Iterable[tuple[str, Any, Any]]:
+    """(dotted key, container, index) of every path the path fields of ``cls`` hold in ``data``: the value
+    itself (a string, or each string of a list), or the declared keys inside a mapping or each mapping of a list."""
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        spec, value = f.metadata.get("path"), data.get(f.name)
+        if not spec or value is None:
+            continue
+        if isinstance(value, str):  # also ``eval: EVAL.yaml`` for ``eval: {config: EVAL.yaml}``
+            yield f.name, data, f.name
+            continue
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for i, item in items:
+            where = f.name if i is None else f"{f.name}.{i}"
+            if spec is True and isinstance(item, str):
+                yield where, value, i
+            elif spec is not True and isinstance(item, dict):
+                yield from ((f"{where}.{k}", item, k) for k in spec if isinstance(item.get(k), str))
+
+
+def path_values(cls: type, data: dict[str, Any]) -> list[str]:
+    """The paths (as written) that a config of ``cls`` holds: the files it refers to."""
+    return [container[index] for _, container, index in _path_slots(cls, data) if container[index]]
+
+
+def rebase_paths(cls: type, data: dict[str, Any], config_file: str | os.PathLike | None, typed: Iterable[str] = ()) -> None:
+    """Make the path fields of ``data`` that came from ``config_file`` relative to the working folder (in
+    place; inside it, else absolute): ``../v3_mixed.yaml`` in ``recipes/sweeps/x.yaml`` becomes
+    ``recipes/v3_mixed.yaml``. ``typed``: the dotted keys given on the command line (left as typed)."""
+    if not config_file:
+        return
+    folder, cwd, typed = os.path.dirname(os.fspath(config_file)), os.getcwd(), tuple(typed)
+    for key, container, index in list(_path_slots(cls, data)):
+        value = container[index] = os.path.expanduser(container[index])
+        if not value or os.path.isabs(value) or any(key == t or key.startswith(t + ".") for t in typed):
+            continue
+        full = os.path.abspath(os.path.join(folder, value))
+        inside = full == cwd or full.startswith(cwd.rstrip(os.sep) + os.sep)
+        container[index] = os.path.relpath(full, cwd) if inside else os.path.normpath(os.path.join(folder, value))
+
+
 def argv_where(argv: list[str]) -> str:
     """What an error about a key of ``argv`` names: its config file, else ``command line``."""
     return split_argv(argv)[0] or "command line"
@@ -370,6 +422,7 @@ def from_argv(
     typed = {o.partition("=")[0].split(".")[0] for o in overrides}
     if not dataclasses.is_dataclass(cls):
         cls = cls(data)
+    rebase_paths(cls, data, path, (o.partition("=")[0] for o in overrides))  # type: ignore[arg-type]
     if positional:
         listed = data.get(positional)
         data[positional] = [*values, *(listed if isinstance(listed, (list, tuple)) else [] if listed is None else [listed])]
@@ -396,5 +449,7 @@ def describe(cls: type) -> str:
             default = "(required)"
         bounds = ", ".join(f"{sign} {f.metadata[k]}" for k, (_, sign) in _BOUNDS.items() if k in f.metadata)
         helptext = f.metadata.get("help", "") + (f" [{bounds}]" if bounds else "")
+        if f.metadata.get("path"):
+            helptext += " (a path in a config file is relative to that file's folder)"
         lines.append(f"  {f.name:<24} {default:<22} {helptext}")
     return "\n".join(lines)

@@ -35,7 +35,14 @@ A model folder is written whole or not at all (built beside ``out_dir``, then re
 and stamped (``tiny_fixture.json``, written last): a folder with the same stamp is reused, one
 with another stamp is rebuilt, and a folder the fixture did not write is never touched.
 
-Command: ``llamafactory-ext fixture out_dir=PATH [arch=qwen3|llama3] [vocab=full|small] [num_layers=2]
+``arch=qwen3_5``: a Qwen3.5-shaped composite (``model_type: qwen3_5``: hybrid Gated DeltaNet / full
+attention layers and a one-block vision tower) with Qwen3's tokenizer (Qwen3.5's own 248,320-token
+vocabulary is not available offline, so its ids are Qwen3's), plus the processor files
+(``processor_config.json``) that LLaMA-Factory's ``qwen3_vl`` plugin of the ``qwen3_5`` / ``qwen3_6``
+templates needs even for text-only rows. It serves ``inspect`` and ``eval`` with those templates;
+LLaMA-Factory 0.9.5 refuses to train it under torch 2.9 (a Conv3d vision patch embedding).
+
+Command: ``llamafactory-ext fixture out_dir=PATH [arch=qwen3|llama3|qwen3_5] [vocab=full|small] [num_layers=2]
 [hidden_size=64] [seed=0]`` (``vocab=qwen3`` / ``vocab=llama3`` are accepted for ``full``).
 """
 
@@ -54,9 +61,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llamafactory_ext.config import ConfigError, UserError, describe, from_argv, option
+from llamafactory_ext.fixture_texts import demo_texts, llama3_texts, shipped_texts  # noqa: F401 - the texts a small vocabulary keeps
 from llamafactory_ext.io import atomic_build_dir, atomic_write_bytes, atomic_write_json
 
-USAGE = "out_dir=PATH [arch=qwen3|llama3] [vocab=full|small] [num_layers=2] [hidden_size=64] [seed=0]"
+USAGE = "out_dir=PATH [arch=qwen3|llama3|qwen3_5] [vocab=full|small] [num_layers=2] [hidden_size=64] [seed=0]"
 STAMP = "tiny_fixture.json"
 
 # Qwen2/Qwen3 pre-tokenizer (tokenizer.json of Qwen/Qwen3-8B): digits are split one by one.
@@ -113,59 +121,12 @@ class FixtureConfig:
     seed: int = option(0, "init seed")
     vocab: Literal["full", "small", "qwen3", "llama3"] = option(
         "full", "full: the architecture's real vocabulary and ids (qwen3 / llama3: the same) | small: its BPE cut to the shipped texts")
-    arch: Literal["qwen3", "llama3"] = option("qwen3", "qwen3: tiny Qwen3 (Qwen3's ids) | llama3: tiny LLaMA-3 (Llama-3's ids)")
+    arch: Literal["qwen3", "llama3", "qwen3_5"] = option(
+        "qwen3", "qwen3: tiny Qwen3 (Qwen3's ids) | llama3: tiny LLaMA-3 (Llama-3's ids) | qwen3_5: Qwen3.5-shaped + processor, Qwen3's ids")
 
 
 # ---------------------------------------------------------------------------------------------
-# the texts a small vocabulary must keep
-# ---------------------------------------------------------------------------------------------
-def _strings(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
-
-
-def demo_texts() -> list[str]:
-    """Every text the demo trains or evaluates on, as the qwen3 template lays it out."""
-    from llamafactory_ext.data.mcq import SYSTEM_PROMPT, build_messages
-    from llamafactory_ext.data.multit import parse_multit_row
-    from llamafactory_ext.shipped import resource
-    from llamafactory_ext.thinking import EMPTY_THINK, format_thinking
-
-    texts = [SYSTEM_PROMPT, "system\n", "user\n", "assistant\n", "\n", EMPTY_THINK, *"ABCDE"]
-    for name in ("warmup_quiz.json", "eval_quiz.json"):
-        for i, row in enumerate(json.loads(resource(f"demo/{name}").read_text(encoding="utf-8"))):
-            texts += [m["content"] for m in build_messages(parse_multit_row(row, i))]
-    with open(resource("demo/traces.jsonl"), encoding="utf-8") as fh:
-        texts += [format_thinking(json.loads(line)["trace"], "A") for line in fh if line.strip()]
-    return texts
-
-
-def shipped_texts() -> list[str]:
-    """Every text the demo trains or evaluates on (as the qwen3 template lays it out) and every
-    string of the shipped samples."""
-    from llamafactory_ext.shipped import resource
-
-    texts = demo_texts()
-    for path in sorted(resource("samples").iterdir()):
-        raw = path.read_text(encoding="utf-8")
-        rows = json.loads(raw) if path.suffix == ".json" else [json.loads(line) for line in raw.splitlines() if line.strip()]
-        texts += _strings(rows)
-    return texts + ["The answer is ", "Risposta: ", " ".join("0123456789")]
-
-
-def llama3_texts() -> list[str]:
-    """What the small LLaMA-3 vocabulary must tokenize exactly as the full one: the shipped texts
-    and the words of the ``llama3`` template and of the lm-eval okapi prompts."""
-    return shipped_texts() + ["system", "user", "assistant", "\n\n", "Question: ", "\nAnswer:", *(f" {c}" for c in "ABCDE")]
-
-
-# ---------------------------------------------------------------------------------------------
-# the two architectures
+# the architectures
 # ---------------------------------------------------------------------------------------------
 def _package_file(package: str, rel: str, hint: str) -> Path:
     """A data file inside an installed package (located, not imported)."""
@@ -237,6 +198,43 @@ def _llama3_model(rows: int, first: int, layers: int, hidden: int, full: bool) -
     return LlamaForCausalLM, config, GenerationConfig(bos_token_id=bos, eos_token_id=[eos, eot], do_sample=False)
 
 
+def _qwen3_5_model(rows: int, first: int, layers: int, hidden: int, full: bool) -> tuple[type, Any, Any]:
+    """A Qwen3.5-shaped composite (``model_type: qwen3_5``): hybrid text layers (Gated DeltaNet linear
+    attention, then full attention every second layer) and a one-block vision tower, on Qwen3's ids."""
+    from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration
+
+    _, config, gen = _qwen3_model(rows, first, layers, hidden, full)
+    tok = {t: first + i for i, (t, _) in enumerate(QWEN3_ADDED_TOKENS)}
+    heads, small = config.num_attention_heads, hidden // 4
+    text = {"vocab_size": rows, "hidden_size": hidden, "intermediate_size": hidden * 2, "num_hidden_layers": layers,
+            "num_attention_heads": heads, "num_key_value_heads": config.num_key_value_heads, "head_dim": config.head_dim,
+            "linear_key_head_dim": small, "linear_value_head_dim": small, "linear_num_key_heads": 2, "linear_num_value_heads": 4,
+            "layer_types": ["linear_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
+            "max_position_embeddings": 4096, "tie_word_embeddings": True, "bos_token_id": config.bos_token_id,
+            "eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e7, "mrope_section": [2, 1, 1], "mrope_interleaved": True,
+                                "partial_rotary_factor": 0.5}}
+    vision = {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": hidden,
+              "num_position_embeddings": 64}
+    composite = Qwen3_5Config(text_config=text, vision_config=vision, image_token_id=tok["<|image_pad|>"], tie_word_embeddings=True,
+                              video_token_id=tok["<|video_pad|>"], vision_start_token_id=tok["<|vision_start|>"],
+                              vision_end_token_id=tok["<|vision_end|>"])
+    return Qwen3_5ForConditionalGeneration, composite, gen
+
+
+def write_vl_processor(folder: str | os.PathLike) -> None:
+    """The processor files of Qwen3-VL / Qwen3.5 (``processor_config.json``: Qwen2-VL's image processor, Qwen3-VL's
+    video processor) beside a tokenizer: LLaMA-Factory's ``qwen3_vl`` plugin, which the ``qwen3_5`` /
+    ``qwen3_5_nothink`` / ``qwen3_6`` templates carry, needs them even for text-only rows. Written offline."""
+    from transformers import AutoTokenizer
+    from transformers.models.qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen3_vl import Qwen3VLProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    Qwen3VLProcessor(image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer, video_processor=Qwen3VLVideoProcessor()).save_pretrained(str(folder))
+
+
 @dataclasses.dataclass(frozen=True)
 class Arch:
     """What one architecture's fixture is made of; the writer (:func:`build_tiny`) is shared."""
@@ -253,6 +251,7 @@ class Arch:
     model: Callable[[int, int, int, int, bool], tuple[type, Any, Any]]  # (rows, first id, layers, hidden, full)
     version: int
     post_processor: Callable[[Any, int], None] | None = None
+    processor: Callable[[Path], None] | None = None  # writes processor files beside the tokenizer
 
 
 QWEN3 = Arch(
@@ -275,7 +274,9 @@ LLAMA3 = Arch(
     },
     model=_llama3_model, version=LLAMA3_FIXTURE_VERSION, post_processor=_llama3_post_processor,
 )
-ARCHS = {a.name: a for a in (QWEN3, LLAMA3)}
+QWEN3_5 = dataclasses.replace(QWEN3, name="qwen3_5", label="Qwen3.5-shaped (Qwen3's ids)", model=_qwen3_5_model,
+                              processor=write_vl_processor)
+ARCHS = {a.name: a for a in (QWEN3, LLAMA3, QWEN3_5)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,6 +412,8 @@ def build_tiny(arch: Arch, out_dir: str | os.PathLike, num_layers: int = 2, hidd
         model = model_class(config)
         model.generation_config = generation
         model.save_pretrained(tmp)
+        if arch.processor is not None:
+            arch.processor(tmp)
         atomic_write_json(tmp / STAMP, stamp)  # last: a folder with a stamp is complete
 
     return atomic_build_dir(out, build)

@@ -1,5 +1,6 @@
 """Running LLaMA-Factory from here: where ``llamafactory-cli`` is, the environment of a CPU
-subprocess, and THE list of overrides a shipped recipe may need on CPU.
+subprocess, and THE list of overrides a shipped recipe may need on CPU (:data:`CPU_OVERRIDES`; the
+laptop profile, :data:`CPU_PROFILE`, adds a small ``cutoff_len``).
 
 Ground floor (it imports only ``config``): the sweep's trials, the demo, ``plan`` and the tests use
 it. Keep :data:`CPU_OVERRIDES` short: a recipe that needs more than this to run on CPU with the tiny
@@ -24,6 +25,53 @@ CPU_OVERRIDES: dict[str, object] = {
     "optim": "adamw_torch",        # 8-bit AdamW is bitsandbytes (CUDA)
     "report_to": "none",
 }
+# The laptop route (`recipes copy NAME profile=cpu`, `sweep` / `study` `profile=cpu`): what a CPU cannot
+# do, plus a small packing / truncation length so a step takes seconds, not minutes. The cutoff is kept
+# out of CPU_OVERRIDES on purpose: the recipe tests compare LLaMA-Factory's encoding at the recipe's own
+# cutoff_len.
+CPU_CUTOFF_LEN = 256
+CPU_PROFILE: dict[str, object] = {**CPU_OVERRIDES, "cutoff_len": CPU_CUTOFF_LEN}
+
+
+# transformers 5.6 model types whose vision tower embeds patches with a Conv3d (grep nn.Conv3d in its models/):
+# LLaMA-Factory 0.9.5 refuses to load them for training under torch 2.9.x (model/loader.py, pytorch issue 166122).
+CONV3D_MODEL_TYPES = ("glm4v", "glm4v_moe", "qwen2_vl", "qwen2_5_vl", "qwen2_5_omni", "qwen3_vl", "qwen3_vl_moe",
+                      "qwen3_omni_moe", "qwen3_5", "qwen3_5_moe")
+
+
+def model_config(model: str | os.PathLike | None) -> dict | None:
+    """``config.json`` of a local model folder, or of a Hub id already in the Hugging Face cache; None otherwise."""
+    import json
+
+    if not model:
+        return None
+    path = Path(model, "config.json")
+    if not path.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(str(model), "config.json")
+        except Exception:  # noqa: BLE001 - not a valid repo id: nothing cached
+            cached = None
+        path = Path(cached) if isinstance(cached, str) else path
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def training_load_problem(model: str | os.PathLike | None) -> str | None:
+    """Why ``llamafactory-cli train`` would refuse to load ``model`` on this installation, before it starts (None: no
+    known reason). Today: a vision tower with a Conv3d patch embedding (Qwen3.5, Qwen3-VL, ...) under torch 2.9.x."""
+    import importlib.metadata
+
+    model_type = (model_config(model) or {}).get("model_type")
+    torch_version = importlib.metadata.version("torch")
+    if model_type in CONV3D_MODEL_TYPES and torch_version.startswith("2.9."):
+        return (f"{model} is a {model_type} model whose vision tower has a Conv3d patch embedding: LLaMA-Factory 0.9.5 refuses "
+                f"to train it under torch {torch_version} ('torch 2.9.x with Conv3D', pytorch issue 166122); train it with torch "
+                "2.8 or 2.10+ (inspect and eval work as they are)")
+    return None
 
 
 def tiny_train_overrides(

@@ -1,8 +1,5 @@
-"""The files that ship with the package, and ``llamafactory-ext recipes`` (as torchtune's ``tune ls`` / ``tune cp``).
-
-    llamafactory-ext recipes                       # every shipped recipe, with its first header line
-    llamafactory-ext recipes copy v3_mixed         # -> ./recipes/v3_mixed.yaml (edit it, then llamafactory-cli train it)
-    llamafactory-ext recipes copy eval/italic_zeroshot dest=my_eval.yaml
+"""The files that ship with the package: the recipes and configs, ``ds_configs/``, ``dataset_info.json`` and
+``resources/`` (ground floor; the ``recipes`` command that lists and copies them is ``recipes.py``).
 
 In a checkout the recipes, ``ds_configs/`` and ``dataset_info.json`` are the top-level folders;
 a wheel carries a copy of them inside the package (``llamafactory_ext/_shipped/``, written by
@@ -12,13 +9,10 @@ a wheel carries a copy of them inside the package (``llamafactory_ext/_shipped/`
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-from llamafactory_ext.config import UserError, from_argv, option
-from llamafactory_ext.io import atomic_write_bytes
+from llamafactory_ext.config import UserError
 
-USAGE = "[list] | copy NAME [dest=PATH] [overwrite=true]"
 PACKAGE = Path(__file__).resolve().parent
 SHIPPED_DIRS = ("recipes", "ds_configs")
 SHIPPED_FILES = ("dataset_info.json",)
@@ -74,48 +68,3 @@ def find_recipe(name: str) -> Path:
         raise UserError(f"no shipped recipe {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
                         + "; `llamafactory-ext recipes` lists them")
     return path
-
-
-@dataclasses.dataclass
-class CopyOptions:
-    name: list = option([], "the recipe to copy, e.g. v3_mixed or eval/italic_zeroshot")
-    dest: str | None = option(None, "where to write it (default: ./recipes/NAME.yaml)")
-    overwrite: bool = option(False, "replace an existing file")
-
-
-def copy(argv: list[str]) -> Path:
-    opts = from_argv(CopyOptions, argv, positional="name")
-    if len(opts.name) != 1:
-        raise UserError("usage: llamafactory-ext recipes copy NAME [dest=PATH]")
-    src = find_recipe(str(opts.name[0]))
-    rel = src.relative_to(shipped_root())
-    dest = Path(opts.dest) if opts.dest else Path.cwd() / rel
-    if dest.is_dir():
-        raise UserError(f"{dest} is a folder; give dest=FILE.yaml")
-    if dest.exists() and not opts.overwrite:
-        raise UserError(f"{dest} exists; pass overwrite=true or dest=OTHER.yaml")
-    return atomic_write_bytes(dest, src.read_bytes())
-
-
-def listing() -> str:
-    root = shipped_root() / "recipes"
-    names = recipe_names()
-    width = max(len(n) for n in names) + 2
-    lines = [f"shipped recipes ({root}):"]
-    lines += [f"  {name:<{width}}{first_line(root / f'{name}.yaml')}" for name in names]
-    lines.append("copy one here to edit it: llamafactory-ext recipes copy NAME")
-    return "\n".join(lines)
-
-
-def options_help() -> str:
-    return "  list                     the shipped recipes (default)\n  copy NAME [dest=PATH]    copy one into the current folder"
-
-
-def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("list", "ls"):
-        print(listing())
-        return 0
-    if argv[0] in ("copy", "cp"):
-        print(f"copied to {copy(argv[1:])}")
-        return 0
-    raise UserError(f"unknown recipes action {argv[0]!r}: use list or copy NAME")

@@ -43,6 +43,7 @@ from llamafactory_ext.config import (
     load_yaml,
     option,
 )
+from llamafactory_ext.data.folder import planned_registrations
 from llamafactory_ext.study_report import (  # noqa: F401 - the report half, handed on (tests, webui)
     BASELINE,
     _published,
@@ -58,8 +59,10 @@ from llamafactory_ext.sweep.config import (
     SweepError,
     as_overrides,
     check_keys,
+    check_trials_data,
     check_values,
     eval_section,
+    profile_overrides,
 )
 from llamafactory_ext.sweep.inputs import refuse_stale, stale_trials
 from llamafactory_ext.sweep.trials import Trial, make_trial, status
@@ -72,13 +75,15 @@ class StudyConfig(RunOptions):
     title: str = option("Format study", "report title")
     output_dir: str = option("saves/studies/format", "study folder: one sub-folder per trial + study.md / .json / .png")
     model: str | None = option(None, "base model of every trial (model_name_or_path; default: each recipe's)")
-    versions: list = option([], "[{name, recipe, format, overrides}]: one training trial each")
+    versions: list = option([], "[{name, recipe, format, overrides}]: one training trial each", path=("recipe",))
     train_overrides: dict = option({}, "recipe overrides for every version (e.g. dataset_dir, tiny-model / CPU switches)")
-    eval: Any = option(None, "{config: EVAL.yaml, overrides: {...}}: the evaluation of every trial (both modes)")
+    eval: Any = option(None, "{config: EVAL.yaml, overrides: {...}}: the evaluation of every trial (both modes)", path=("config",))
     baseline: bool = option(True, "evaluate the base model too (the Δ columns need it)")
     prepare: dict = option({}, "{datasets: [...], source, traces, out_dir, options: {NAME: {...}}}: data converted first")
     headline: list = option(["total"], "groups of the Version Series table: total and/or category names")
     published: Any = option("auto", "auto | true | false: the published Qwen3-8B / ITALIC figures beside ours")
+    report_to: Any = option(None, "tensorboard | wandb | all: log every finished trial's figures into its training run "
+                                  "(default: each recipe's report_to; none: nothing)")
 
 
 @dataclasses.dataclass
@@ -146,6 +151,21 @@ def prepare_changes(name: str, values: dict[str, Any], cwd: str) -> list[str]:
     return prepared_with(output_paths(name, Path(cwd) / options.out_dir)["manifest"], options, cwd)
 
 
+def register_prepared(name: str, values: dict[str, Any], cwd: str) -> None:
+    """Register data set ``name``'s prepared files where preparing it now would (an entry already there
+    is kept as it is: ``data.folder.register``)."""
+    from llamafactory_ext.data import get_spec
+    from llamafactory_ext.data.folder import register
+    from llamafactory_ext.data.manifest import options_class, output_paths
+
+    options = options_class(get_spec(name))(**values)
+    if not options.register:
+        return
+    paths = output_paths(name, Path(cwd) / options.out_dir)
+    files = {name: paths["train"], **({f"{name}_val": paths["val"]} if paths["val"].is_file() else {})}
+    register(get_spec(name), files, Path(cwd) / (options.dataset_info or "dataset_info.json"))
+
+
 def run_prepare(steps: list[tuple[str, dict[str, Any]]], cwd: str, dry_run: bool) -> bool:
     """Prepare each data set that is not current; True when any was (the trials' data changed)."""
     prepared = False
@@ -158,6 +178,7 @@ def run_prepare(steps: list[tuple[str, dict[str, Any]]], cwd: str, dry_run: bool
         changes = prepare_changes(name, values, cwd)
         if not changes:
             print(f"[study] skip prepare {name}: already prepared with these options and inputs", flush=True)
+            register_prepared(name, values, cwd)  # prepared before the data-folder convention: registered now
             continue
         print(f"[study] prepare {name} ({'; '.join(changes)}): {shown}", flush=True)
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
@@ -173,11 +194,11 @@ def run_prepare(steps: list[tuple[str, dict[str, Any]]], cwd: str, dry_run: bool
 def build_trials(cfg: StudyConfig, where: str, cwd: str) -> list[Trial]:
     """The baseline (evaluation only) and one training trial per version, all checked up front."""
     versions = versions_of(cfg, where, cwd)
-    spec = eval_section(cfg.eval, where, cwd, reserved=("output_dir", "adapter_name_or_path", "baseline", "thinking"))
+    spec = eval_section(cfg.eval, where, cwd, reserved=("output_dir", "adapter_name_or_path", "baseline", "thinking", "report_to"))
     if spec is None:
         raise SweepError(f"{where}: eval.config is required: the study evaluates every trial")
     spec["overrides"]["thinking"] = "both"
-    common = dict(cfg.train_overrides or {})
+    common = {**profile_overrides(cfg.profile), **(cfg.train_overrides or {})}
     check_keys(common, "train_overrides.", where)
     check_values(common, f"{where}: train_overrides")
     out_root, env = Path(cfg.output_dir), {str(k): str(v) for k, v in (cfg.env or {}).items()}
@@ -198,6 +219,7 @@ def build_trials(cfg: StudyConfig, where: str, cwd: str) -> list[Trial]:
         trials.append(make_trial(name=v.name, params={"version": v.name, "format": v.format}, recipe=v.recipe, base=recipe,
                                  overrides=overrides, out_root=out_root, eval_spec=spec, cwd=cwd, env=env, share=cfg.tokenize_once,
                                  log_tail_lines=cfg.log_tail_lines, eval_extra=extra, overwrite=cfg.overwrite))
+    check_trials_data(trials, cfg.dry_run, "study", planned_registrations(prepare_commands(cfg, where), cwd))
     return trials
 
 

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from llamafactory_ext.io import atomic_write_json, atomic_write_text, ensure_dir, save_figure
 from llamafactory_ext.sweep.inputs import stale_changes
-from llamafactory_ext.sweep.summary import recorded_provenance
-from llamafactory_ext.sweep.trials import Trial, recorded_status
+from llamafactory_ext.sweep.summary import recorded_provenance, track_trial
+from llamafactory_ext.sweep.trials import Trial, recorded_status, status
 from llamafactory_ext.thinking import NOTHINK, THINK
+from llamafactory_ext.tracking import report_targets
 
 if TYPE_CHECKING:
     from llamafactory_ext.study import StudyConfig
@@ -262,6 +263,10 @@ def plot(study: dict[str, Any], path: Path) -> Path | None:
 
 def write_report(cfg: StudyConfig, trials: list[Trial]) -> dict[str, Any]:
     out = ensure_dir(cfg.output_dir, "output_dir")
+    for t in trials:  # each finished trial once (<trial>/tracking.json), into its training run, as a sweep does
+        report_to = cfg.report_to if cfg.report_to is not None else t.train_config.get("report_to")
+        if status(t) == "done" and report_targets(report_to):
+            track_trial(t, out.name, report_to)
     study = collect(cfg, trials)
     atomic_write_json(out / "study.json", study)
     atomic_write_text(out / "study.md", render(study))

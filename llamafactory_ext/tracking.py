@@ -1,6 +1,6 @@
 """Evaluation figures to TensorBoard and W&B, beside the training's own curves (ground floor: no torch at import).
 
-One call, for ``sweep`` now and ``eval`` / ``study`` later::
+One call, for ``sweep``, ``study`` (``sweep.summary.track_trial``) and ``eval`` (``eval/runner.py``)::
 
     from llamafactory_ext import tracking
     tracking.log_results(results, output_dir, report_to="tensorboard,wandb", run_name="r16", step=120,
@@ -65,6 +65,25 @@ def results_scalars(results: dict[str, Any], comparison: dict[str, Any] | None =
         if isinstance(total.get("delta"), (int, float)):
             out[f"eval/delta_pp/{mode}"] = float(total["delta"])
     return out
+
+
+def trained_step(folder: str | Path) -> int:
+    """The last step of the training that wrote ``folder`` (its ``trainer_state.json``); 0 without one."""
+    import json
+
+    try:
+        return int(json.loads((Path(folder) / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def training_folder(adapter: str | None, model: str | None, output_dir: str | Path) -> Path:
+    """Where an evaluation's figures go so they join the training's own run: the local adapter folder, else a
+    local model folder a training wrote (a full fine-tune), else the evaluation's ``output_dir``."""
+    for folder in (adapter, model):
+        if folder and Path(folder).is_dir() and (folder == adapter or (Path(folder) / "trainer_state.json").is_file()):
+            return Path(folder)
+    return Path(output_dir)
 
 
 def default_run_dir(output_dir: str | Path) -> Path:

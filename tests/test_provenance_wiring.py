@@ -265,6 +265,10 @@ def test_study_reprepares_when_the_traces_grew(work, capsys):
     assert thinking_rows() == 4
     assert run_prepare(steps, str(work), dry_run=False) is False
     assert "[study] skip prepare multit_mixed: already prepared with these options and inputs" in capsys.readouterr().out
+    # prepared before the data-folder convention (no entry in ./dataset_info.json): the skip registers it
+    (work / "dataset_info.json").unlink()
+    assert run_prepare(steps, str(work), dry_run=False) is False
+    assert json.loads((work / "dataset_info.json").read_text())["multit_mixed"]["file_name"] == "prep/multit_mixed.jsonl"
     (work / "traces.jsonl").write_text("".join(joined))  # the same path, 4 -> all accepted traces
     assert run_prepare(steps, str(work), dry_run=False) is True
     out = capsys.readouterr().out

@@ -35,6 +35,9 @@ output_dir: saves/ignored
 def work(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "data").mkdir()  # the recipe's data, where LLaMA-Factory's default dataset_dir (data) reads it
+    (tmp_path / "data" / "dataset_info.json").write_text('{"multit_mixed": {"file_name": "multit_mixed.jsonl"}}')
+    (tmp_path / "data" / "multit_mixed.jsonl").write_text("")
     return tmp_path
 
 

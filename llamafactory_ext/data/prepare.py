@@ -17,13 +17,15 @@ writes, in ``out_dir``:
                             whether it is still current)
 - ``NAME.rejects.jsonl``    with ``on_error=skip``: each bad row (source rows and side files
                             such as a traces file) with file, row, field, reason
-- ``dataset_info.json``     the entries ``NAME`` (and ``NAME_val``), added when missing, so
-                            ``dataset_dir=OUT_DIR`` works at once (``dataset_info=PATH`` names
-                            another file to register in; ``register=false``: none)
+and registers ``NAME`` (and ``NAME_val``) in ``./dataset_info.json`` of the working folder, the
+project's data folder, with ``file_name: data/NAME.jsonl`` (created when absent; an entry that is
+already there is kept): the shipped recipes (``dataset_dir: .``) find it at once
+(``data/folder.py``: the convention). ``dataset_info=PATH`` registers in another file (``file_name``
+relative to its folder); ``register=false``: nowhere.
 
 Every file is written atomically (temp file + rename); one ``prepare NAME`` at a time per
-``out_dir``, and ``dataset_info.json`` is read, merged and replaced under a lock, so two runs into
-one folder keep both entries. ``on_error=fail`` (default) stops at the
+``out_dir``, and ``dataset_info.json`` is read, merged and replaced under a lock, so two runs
+keep both entries. ``on_error=fail`` (default) stops at the
 first malformed row with an error naming file, row (1-based line for JSONL) and field. ``--list``
 shows each registered data set, its default source, its own keys and whether it is prepared.
 """
@@ -43,6 +45,7 @@ from typing import Any
 from llamafactory_ext.config import ConfigError, UserError, describe, from_argv
 from llamafactory_ext.data import REGISTRY, get_spec
 from llamafactory_ext.data.fields import Drop, RowError, RowProblem
+from llamafactory_ext.data.folder import prepare_command, register
 from llamafactory_ext.data.manifest import (  # noqa: F401 - output_paths, prepared_with: used by study / callers
     build_manifest,
     options_class,
@@ -70,18 +73,6 @@ def options_help() -> str:
         own = [f.name for f in dataclasses.fields(spec.options)]
         lines.append(f"  {name:<24} {spec.summary}" + (f"  [keys: {', '.join(own)}]" if own else ""))
     return "\n".join(lines)
-
-
-def prepare_command(spec: DatasetSpec, out_dir: str = "data") -> str:
-    """The command that creates ``spec``'s file (shown by ``--list`` and the docs)."""
-    cmd = f"llamafactory-ext prepare {spec.name}"
-    if spec.default_source is None:
-        cmd += " source=PATH"
-    for key in spec.sample_options:
-        cmd += f" {key}=PATH"
-    if out_dir != "data":
-        cmd += f" out_dir={out_dir}"
-    return cmd
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,53 +107,6 @@ def split_val(strata: list[Any], groups: list[Any], val_size: float, seed: int) 
         for key in keys[: alloc[k]]:
             chosen.update(members[key])
     return chosen
-
-
-# ---------------------------------------------------------------------------------------------
-# dataset_info.json
-# ---------------------------------------------------------------------------------------------
-def register(spec: DatasetSpec, paths: dict[str, Path], with_val: bool, info_file: str | None) -> tuple[Path, list[str]]:
-    """Add missing entries for ``spec`` to ``info_file`` (default: beside the outputs); file names
-    are relative to that file's folder. The read-modify-write holds a lock beside the file (two
-    ``prepare`` runs into one folder keep both entries) and the file is replaced atomically.
-    Returns (the file, the entries added)."""
-    info_path = Path(info_file) if info_file else paths["train"].parent / "dataset_info.json"
-    base = info_path.resolve().parent
-    wanted = {spec.name: paths["train"]}
-    if with_val:
-        wanted[f"{spec.name}_val"] = paths["val"]
-    with FolderLock(info_path.parent, "dataset_info folder", name=f".{info_path.name}.lock", label=info_path, wait=120, remove=True):
-        info = _read_info(info_path)
-        changed = []
-        for key, path in wanted.items():
-            try:
-                rel = str(path.resolve().relative_to(base))
-            except ValueError:
-                rel = str(path.resolve())
-            if key not in info:
-                info[key] = spec.dataset_info_entry(rel)
-                changed.append(key)
-            elif not isinstance(info[key], dict):
-                raise UserError(f"{info_path}: entry {key!r} is {type(info[key]).__name__} {str(info[key])[:60]!r}, not a mapping "
-                                "(file_name, formatting, columns...); fix or remove it, or pass register=false")
-            elif info[key].get("file_name") != rel:
-                print(f"warning: {info_path}: entry {key!r} points at {info[key].get('file_name')!r}, "
-                      f"not at the file just written ({rel!r})", file=sys.stderr)
-        if changed:
-            atomic_write_json(info_path, info)
-    return info_path, changed
-
-
-def _read_info(info_path: Path) -> dict[str, Any]:
-    if not info_path.exists():
-        return {}
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8-sig"))
-    except ValueError as exc:
-        raise UserError(f"{info_path}: not valid JSON ({exc}); fix it or pass register=false") from None
-    if not isinstance(info, dict):
-        raise UserError(f"{info_path}: not a JSON object of data set entries; fix it or pass register=false")
-    return info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,7 +271,8 @@ def _run(spec: DatasetSpec, o: Any, sources: list[Source], quiet: bool) -> dict[
         outputs["rejects"] = kept
     manifest = build_manifest(spec, o, sources, tally, rejects, outputs, converter.report(), started)
     atomic_write_json(paths["manifest"], manifest)
-    info_path, registered = register(spec, paths, "val" in outputs, o.dataset_info) if o.register else (None, [])
+    files = {spec.name: paths["train"], **({f"{spec.name}_val": paths["val"]} if "val" in outputs else {})}
+    info_path, registered = register(spec, files, o.dataset_info) if o.register else (None, [])
     if not quiet:
         _summary(spec, manifest, paths, info_path, registered)
     return manifest

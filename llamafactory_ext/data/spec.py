@@ -39,8 +39,8 @@ class PrepareOptions:
 
     source: str | list[str] | None = option(None, "Hub id or local json/jsonl/parquet/csv file, or a list [a.json,b.json] read in turn (default: the data set's own)")
     limit: int | None = option(None, "read at most N source rows", ge=1)
-    out_dir: str = option("data", "where NAME.jsonl, NAME.manifest.json, rejects and dataset_info.json go")
-    dataset_info: str | None = option(None, "the dataset_info.json to register NAME in (default: OUT_DIR/dataset_info.json)")
+    out_dir: str = option("data", "where NAME.jsonl, NAME.manifest.json and rejects go")
+    dataset_info: str | None = option(None, "the dataset_info.json to register NAME in (default: ./dataset_info.json, the project's data folder)")
     register: bool = option(True, "add missing entries to that dataset_info.json")
     seed: int = option(42, "seed for the validation split and any sampling")
     on_error: Literal["fail", "skip"] = option("fail", "fail: stop at the first bad row; skip: write it to NAME.rejects.jsonl")

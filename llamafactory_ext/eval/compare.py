@@ -28,7 +28,7 @@ USAGE = "[CONFIG.yaml] [key=value ...]"
 class CompareConfig:
     model_name_or_path: str | None = option(None, "base model (local dir or Hub id)")
     adapter_name_or_path: str | None = option(None, "LoRA adapter: the tuned model is base + adapter")
-    prompts_file: str | None = option(None, ".txt (one prompt a line), .jsonl ({prompt} rows) or .json list")
+    prompts_file: str | None = option(None, ".txt (one prompt a line), .jsonl ({prompt} rows) or .json list", path=True)
     template: str = option("qwen3", "LLaMA-Factory template")
     thinking: str | bool | None = option(None, "on | off | both (default: both for reasoning templates)")
     system: str | None = option(None, "system prompt (default: none)")

@@ -35,7 +35,7 @@ class EvalConfig:
     model_name_or_path: str | None = option(None, "base model (local dir or Hub id); from_recipe fills it")
     adapter_name_or_path: str | None = option(None, "LoRA adapter dir (from_recipe: the recipe's output_dir if it holds one)")
     template: str | None = option(None, "LLaMA-Factory template (default: the recipe's, else qwen3)")
-    from_recipe: str | None = option(None, "training recipe: inherits template, enable_thinking (-> modes), default_system, model, adapter")
+    from_recipe: str | None = option(None, "training recipe: inherits template, enable_thinking (-> modes), default_system, model, adapter", path=True)
     # task
     task: str = option(DEFAULT_TASK, "italic | gsm8k | multit | lm_eval (lm-evaluation-harness's Italian suite)", choices=tuple(TASKS))
     source: str | None = option(None, "Hub id or local file / folder (default: the public set)")
@@ -68,6 +68,8 @@ class EvalConfig:
     faithfulness_samples: int = option(50, "items in the faithfulness probe", ge=1)
     progress: bool = option(True, "progress bar (items/s, ETA) on stderr")
     overwrite: bool = option(False, "start over when output_dir holds predictions of other settings")
+    report_to: Any = option(None, "none | tensorboard | wandb | all (or a list): log the figures to TensorBoard (and W&B) in the "
+                                  "training's own run (the adapter folder's runs/), as LLaMA-Factory's report_to does for training")
 
 
 # Settings that change what a row of predictions.jsonl holds: a resume must match every one of
@@ -77,7 +79,7 @@ OUTPUT_SETTINGS = ("model_name_or_path", "adapter_name_or_path", "template", "ta
                    "max_new_tokens", "temperature", "top_p", "device", "dtype", "max_model_len")
 NEUTRAL_SETTINGS = ("from_recipe", "limit", "thinking", "batch_size", "seeds", "gpu_memory_utilization",
                     "tensor_parallel_size", "max_lora_rank", "cutoff", "output_dir", "baseline", "baseline_partial", "baseline_protocol",
-                    "predictions", "faithfulness", "faithfulness_samples", "progress", "overwrite")
+                    "predictions", "faithfulness", "faithfulness_samples", "progress", "overwrite", "report_to")
 
 
 @functools.cache

@@ -116,6 +116,11 @@ def _from_recipe(cfg: EvalConfig, recipe: dict[str, Any], warnings: list[str]) -
             cfg.adapter_name_or_path = str(recipe["output_dir"])
         else:
             warnings.append(f"recipe output_dir {recipe['output_dir']!r} holds no adapter: evaluating the base model")
+    from llamafactory_ext.data.folder import data_problem
+
+    problem = data_problem(recipe) if recipe.get("dataset") else None
+    if problem:  # the evaluation runs without it; only the contamination check needs the training data
+        warnings.append(f"{cfg.from_recipe}: data set {problem[0]}: {problem[1]} (no contamination check without it)")
 
 
 def _adapter_warnings(cfg: EvalConfig, template: str, warnings: list[str]) -> None:
@@ -231,12 +236,7 @@ def load_items(r: EvalRun) -> list[Any]:
 
 
 def recipe_dataset_files(recipe: dict[str, Any]) -> list[Path]:
-    """The prepared files a recipe trains on, when they exist locally (dataset_dir/dataset_info.json)."""
-    dataset_dir = Path(str(recipe.get("dataset_dir") or "data"))
-    try:
-        info = json.loads((dataset_dir / "dataset_info.json").read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError):
-        return []
-    names = [n.strip() for n in str(recipe.get("dataset") or "").split(",") if n.strip()]
-    files = [dataset_dir / info[n]["file_name"] for n in names if isinstance(info.get(n), dict) and info[n].get("file_name")]
-    return [f for f in files if f.is_file()]
+    """The prepared files a recipe trains on, when they exist locally (``data.folder``: the convention)."""
+    from llamafactory_ext.data.folder import recipe_data_files
+
+    return [f for f in recipe_data_files(recipe) if f.is_file()]

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from llamafactory_ext import tracking
 from llamafactory_ext.eval.baseline import (
     check_baseline_early,
     compare_with_baseline,
@@ -188,6 +189,10 @@ def finish(r: EvalRun, items: list[Any], rows: list[dict[str, Any]], extra_warni
     if comparison and comparison["partial"]:
         warnings.append(f"compared with the baseline on the {comparison['items_compared']} items both runs share (baseline_partial=true)")
     write_outputs(r.output_dir, results, baseline, comparison, r.task.categories)
+    if tracking.report_targets(r.cfg.report_to):  # into the training's own run, under its run name
+        folder = tracking.training_folder(r.cfg.adapter_name_or_path, r.cfg.model_name_or_path, r.output_dir)
+        tracking.log_results(results, folder, r.cfg.report_to, str(r.recipe.get("run_name") or folder.name),
+                             tracking.trained_step(folder), comparison=comparison)
     for w in warnings:
         print(f"eval: warning: {w}", file=sys.stderr)
     return results

@@ -172,11 +172,13 @@ class Parity:
 class Analyzer:
     """Everything about one recipe that every data set shares."""
 
-    def __init__(self, args: Arguments, tokenizer: Any, template: Any, template_name: str | None, n: int) -> None:
+    def __init__(self, args: Arguments, tokenizer: Any, template: Any, template_name: str | None, n: int,
+                 processor: Any = None) -> None:
         from llamafactory_ext.prompts import is_reasoning_template, training_modes
 
         self.args = args
         self.tokenizer = tokenizer
+        self.processor = processor  # the model's multimodal processor (templates with an mm plugin need it)
         self.template = template
         self.template_name = template_name
         self.n = n
@@ -222,11 +224,11 @@ class Analyzer:
         data = copy.copy(self.args.data)  # packing encodes every row with this same code, then packs
         data.packing = False
         data.neat_packing = False
-        return SupervisedDatasetProcessor(template=self.template, tokenizer=self.tokenizer, processor=None, data_args=data)
+        return SupervisedDatasetProcessor(template=self.template, tokenizer=self.tokenizer, processor=self.processor, data_args=data)
 
     def full_pairs(self, row: dict[str, Any]) -> list[tuple[list[int], list[int]]]:
         """The untruncated per-turn encoding, the call ``_encode_data_example`` makes."""
-        messages = self.template.mm_plugin.process_messages(row["_prompt"] + row["_response"], [], [], [], None)
+        messages = self.template.mm_plugin.process_messages(row["_prompt"] + row["_response"], [], [], [], self.processor)
         return self.template.encode_multiturn(self.tokenizer, messages, row["_system"], row["_tools"],
                                               self.discarding_history_cot)
 
@@ -393,8 +395,8 @@ class Analyzer:
         full_args = copy.copy(data)
         full_args.packing = False
         full_args.cutoff_len = _HUGE
-        full_proc = PretrainDatasetProcessor(template=self.template, tokenizer=self.tokenizer, processor=None, data_args=full_args)
-        real_proc = PretrainDatasetProcessor(template=self.template, tokenizer=self.tokenizer, processor=None, data_args=data)
+        full_proc = PretrainDatasetProcessor(template=self.template, tokenizer=self.tokenizer, processor=self.processor, data_args=full_args)
+        real_proc = PretrainDatasetProcessor(template=self.template, tokenizer=self.tokenizer, processor=self.processor, data_args=data)
         batch: list[dict[str, Any]] = []
         index = 0
 

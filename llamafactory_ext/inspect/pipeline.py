@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import sys
 import tempfile
@@ -79,13 +78,14 @@ def cache_root() -> Path:
 
 
 def fixture_tokenizer_dir() -> Path:
-    """The tiny fixture's tokenizer (Qwen3's real ids), built once into the cache, no model."""
-    from llamafactory_ext.fixtures import FIXTURE_VERSION, build_tokenizer_json
+    """The tiny fixture's tokenizer (Qwen3's real ids) with the Qwen3-VL processor files (the ``qwen3_5`` /
+    ``qwen3_6`` templates' multimodal plugin asks for them), built once into the cache, no model."""
+    from llamafactory_ext.fixtures import FIXTURE_VERSION, build_tokenizer_json, write_vl_processor
     from llamafactory_ext.io import atomic_build_dir, ensure_dir
 
     root = ensure_dir(cache_root(), "cache folder")
-    target = root / f"qwen3-fixture-tokenizer-v{FIXTURE_VERSION}"
-    if (target / "tokenizer.json").is_file() and (target / "tokenizer_config.json").is_file():
+    target = root / f"qwen3-fixture-tokenizer-v{FIXTURE_VERSION}-processor"
+    if all((target / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "processor_config.json")):
         return target
 
     def build(tmp: Path) -> None:
@@ -93,6 +93,7 @@ def fixture_tokenizer_dir() -> Path:
             build_tokenizer_json(tmp)
         except RuntimeError as exc:
             raise InspectError(f"tokenizer=fixture: {exc}") from None
+        write_vl_processor(tmp)
 
     atomic_build_dir(target, build)
     return target
@@ -111,8 +112,8 @@ def tokenizer_source(path: str, model: str, opts: InspectOptions) -> tuple[str, 
     raise InspectError(f"{path}: no model_name_or_path (and no tokenizer=PATH)")
 
 
-def _load_tokenizer(model_args: Any, label: str) -> tuple[Any, str | None]:
-    """(tokenizer, its chat template before LLaMA-Factory replaces it)."""
+def _load_tokenizer(model_args: Any, label: str) -> tuple[Any, str | None, Any]:
+    """(tokenizer, its chat template before LLaMA-Factory replaces it, the model's processor or None)."""
     from llamafactory.model import load_tokenizer
 
     if model_args.trust_remote_code:
@@ -128,11 +129,11 @@ def _load_tokenizer(model_args: Any, label: str) -> tuple[Any, str | None]:
         ) from None
     tokenizer = module["tokenizer"]
     chat_template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None
-    return tokenizer, chat_template
+    return tokenizer, chat_template, module["processor"]
 
 
-def _tokenizer(args: Arguments, tok_path: str, tok_label: str, cache: dict | None) -> tuple[Any, str | None]:
-    """The tokenizer (and its own chat template), from ``cache`` when it holds one loaded the same way
+def _tokenizer(args: Arguments, tok_path: str, tok_label: str, cache: dict | None) -> tuple[Any, str | None, Any]:
+    """The tokenizer (its own chat template, the processor), from ``cache`` when it holds one loaded the same way
     (keyed by path and template: LLaMA-Factory's template fix may change its eos or chat template)."""
     model = args.model
     key = (tok_path, args.data.template, model.use_fast_tokenizer, model.split_special_tokens,
@@ -160,6 +161,18 @@ def _template(tokenizer: Any, args: Arguments, path: str) -> Any:
     if data.template is None and args.finetuning.stage == "sft":
         raise InspectError(f"{path}: no template: set template (e.g. qwen3) so prompts can be compared with the evaluator's")
     return template
+
+
+def check_processor(template: Any, processor: Any, name: str, label: str) -> None:
+    """A template with a multimodal plugin (``qwen3_5``, ``qwen3_5_nothink``, ``qwen3_6``: Qwen3's text format with
+    the ``qwen3_vl`` plugin) makes LLaMA-Factory ask for the model's processor on every row, text-only ones too."""
+    plugin = template.mm_plugin
+    kinds = [k for k in ("image", "video", "audio") if getattr(plugin, f"{k}_token", None) is not None]
+    if kinds and processor is None:
+        raise InspectError(
+            f"template {name} carries LLaMA-Factory's {type(plugin).__name__} ({'/'.join(kinds)} input), which needs the model's "
+            f"processor even for text-only rows, and {label} has none (no processor_config.json or preprocessor_config.json): "
+            "give the model's own folder or Hub id as tokenizer=, or tokenizer=fixture (Qwen3's ids with the Qwen3-VL processor files)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +203,10 @@ def inspect_recipe(argv: list[str], tokenizer_cache: dict | None = None, progres
         raise InspectError(f"{path}: stage {stage} is not supported by inspect (only sft and pt): "
                            f"{'pairwise chosen/rejected rows' if stage in ('dpo', 'rm', 'kto') else 'its rows'} "
                            "are not shown")
+    if not opts.samples:  # the data first: one line with the command that fixes it, before any tokenizer
+        from llamafactory_ext.data.folder import check_recipe_data
+
+        check_recipe_data(recipe, path, keys=("dataset",))  # inspect reads the training sets only
     with tempfile.TemporaryDirectory(prefix="llamafactory-ext-inspect-") as work:
         if opts.samples:
             from llamafactory_ext.data.samples import prepare_samples
@@ -208,12 +225,14 @@ def _run(path: str, recipe: dict[str, Any], opts: InspectOptions, work: str, tok
     transformers.set_seed(args.training.seed)  # as get_train_args: num_samples draws rows at random
     loaded = _load_datasets(path, args)  # data errors first: they need no tokenizer
     if tokenizer is not None:
-        chat_template = None
+        chat_template, processor = None, None
     else:
-        tokenizer, chat_template = _tokenizer(args, tok_path, tok_label, tokenizer_cache)
+        tokenizer, chat_template, processor = _tokenizer(args, tok_path, tok_label, tokenizer_cache)
     if opts.tokenizer:  # the replacement tokenizer's chat template says nothing about the model
         chat_template = None
-    az = Analyzer(args, tokenizer, _template(tokenizer, args, path), args.data.template, opts.n)
+    template = _template(tokenizer, args, path)
+    check_processor(template, processor, str(args.data.template), tok_label)
+    az = Analyzer(args, tokenizer, template, args.data.template, opts.n, processor=processor)
     all_stats = _analyse(az, loaded, progress)
     lints = make_lints(az, all_stats, recipe, model or tok_label, chat_template, opts.eval)
     return _report(path, recipe, opts, az, all_stats, lints, model, tok_label)
@@ -268,8 +287,8 @@ def _load_datasets(path: str, args: Arguments) -> list[tuple[str, Any, Any]]:
     data = args.data
     try:
         attrs = get_dataset_list(data.dataset, data.dataset_dir)
-    except ValueError as exc:
-        raise _dataset_error(exc, data.dataset_dir, path) from None
+    except ValueError as exc:  # check_recipe_data caught the usual ones: this is a malformed entry
+        raise InspectError(f"{path}: {first_line(exc)}") from None
     loaded = []
     for name, attr in zip(data.dataset, attrs):
         if attr.ranking:
@@ -284,21 +303,6 @@ def _load_datasets(path: str, args: Arguments) -> list[tuple[str, Any, Any]]:
                                f"{why}") from None
         loaded.append((name, attr, rows))
     return loaded
-
-
-def _dataset_error(exc: Exception, dataset_dir: str, where: str) -> InspectError:
-    text = first_line(exc)
-    info = Path(dataset_dir) / "dataset_info.json"
-    if text.startswith("Undefined dataset"):
-        name = text.split()[2]
-        try:
-            known = list(json.loads(info.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            known = []
-        return InspectError(str(unknown_key_error(name, known, str(info), "data set")))
-    if text.startswith("Cannot open"):
-        return InspectError(f"{where}: dataset_dir {dataset_dir} has no readable dataset_info.json ({text})")
-    return InspectError(f"{where}: {text}")
 
 
 def exit_status(report: dict[str, Any]) -> int:

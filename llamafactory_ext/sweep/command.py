@@ -37,6 +37,7 @@ from llamafactory_ext.io import FolderLock, atomic_write_json, ensure_dir
 from llamafactory_ext.sweep.config import (
     RunOptions,
     SweepConfig,
+    check_trials_data,
     load_sweep_config,
     show,
 )
@@ -110,7 +111,9 @@ def main(argv: list[str]) -> int:
     trials = grid_trials(cfg, where)
     if cfg.dry_run:
         print_plan(trials, {t.name: status(t) for t in trials})
+        check_trials_data(trials, True, "sweep")
         return 0
+    check_trials_data(trials, False, "sweep")
     out_dir = ensure_dir(cfg.output_dir, "output_dir")
     plan = {"sweep": where, "base": cfg.base, "grid": cfg.grid, "derived": cfg.derived,
             "trials": [{"name": t.name, "params": t.params, "train_cmd": shlex.join(t.train_cmd or []),

@@ -48,16 +48,18 @@ class RunOptions:
     tokenize_once: bool = option(True, "share LLaMA-Factory's tokenized_path among trials with the same data")
     env: dict = option({}, "extra environment for trial processes")
     log_tail_lines: int = option(40, "log lines kept for a failed trial", ge=1)
+    profile: Literal["cpu"] | None = option(None, "cpu: every trial's recipe gets runtime.CPU_PROFILE (no bf16, quantization, "
+                                                  "DeepSpeed, flash-attn, 8-bit optimiser; cutoff_len 256) before fixed / train_overrides")
 
 
 @dataclasses.dataclass
 class SweepConfig(RunOptions):
-    base: str = option(None, "training recipe (llamafactory-cli train YAML)")
+    base: str = option(None, "training recipe (llamafactory-cli train YAML)", path=True)
     output_dir: str = option(None, "sweep folder: one sub-folder per trial + summaries")
     grid: dict = option({}, "key -> list of values (Cartesian product)")
     derived: dict = option({}, "key -> expression, e.g. lora_alpha: 2 * lora_rank")
     fixed: Any = option({}, "overrides for every trial (mapping or list of key=value)")
-    eval: Any = option(None, "{config: EVAL.yaml, overrides: {...}} or null")
+    eval: Any = option(None, "{config: EVAL.yaml, overrides: {...}} or null", path=("config",))
     name_format: str | None = option(None, "trial name, e.g. r{lora_rank}")
     plot_x: str | None = option(None, "grid key on the plots' x axis")
 
@@ -69,7 +71,41 @@ def load_sweep_config(argv: list[str]) -> tuple[SweepConfig, str]:
     for key in ("base", "output_dir"):
         if not getattr(cfg, key):
             raise SweepError(f"{where}: missing required key {key!r}")
+    if cfg.profile:  # the profile goes first: fixed and the grid override it
+        cfg.fixed = {**profile_overrides(cfg.profile), **as_overrides(cfg.fixed, where, "fixed")}
     return cfg, where
+
+
+def profile_overrides(profile: str | None) -> dict[str, Any]:
+    """The recipe overrides of a run profile (``cpu``: :data:`runtime.CPU_PROFILE`; none: ``{}``)."""
+    from llamafactory_ext.runtime import CPU_PROFILE
+
+    return dict(CPU_PROFILE) if profile == "cpu" else {}
+
+
+def check_trials_data(trials: list[Any], dry_run: bool, tag: str, planned: Any = ()) -> None:
+    """Before any trial runs: every training trial's data is where its recipe reads it (``data.folder``), and
+    LLaMA-Factory can load its model here (``runtime.training_load_problem``). A SweepError naming the trial
+    and the fix; in a dry run, the same line as a warning."""
+    from llamafactory_ext.data.folder import data_problem
+    from llamafactory_ext.runtime import training_load_problem
+
+    seen = set()
+    for t in trials:
+        cfg = t.train_config
+        key = tuple(str(cfg.get(k)) for k in ("dataset_dir", "dataset", "eval_dataset", "model_name_or_path"))
+        if t.train_cmd is None or key in seen:
+            continue
+        seen.add(key)
+        where = f"{t.train_cmd[2]} (trial {t.name})"
+        data = data_problem(cfg, t.cwd, planned)
+        model = training_load_problem(cfg.get("model_name_or_path"))
+        problem = f"{where}: data set {data[0]}: {data[1]}" if data else f"{where}: {model}" if model else None
+        if problem and not dry_run:
+            raise SweepError(problem)
+        if problem:
+            print(f"[{tag}] warning: {problem} (the run would stop here)", flush=True)
+            return
 
 
 def as_overrides(value: Any, where: str, what: str) -> dict[str, Any]:
@@ -107,7 +143,8 @@ def check_keys(keys: Any, section: str, where: str, reserved: bool = True) -> No
             raise SweepError(f"{where}: {section}{key}: the sweep sets {key} per trial (<output_dir>/<trial>)")
 
 
-def eval_section(value: Any, where: str, cwd: str, reserved: tuple[str, ...] = ("output_dir", "adapter_name_or_path")) -> dict | None:
+def eval_section(value: Any, where: str, cwd: str,
+                 reserved: tuple[str, ...] = ("output_dir", "adapter_name_or_path", "report_to")) -> dict | None:
     """``eval: {config: EVAL.yaml, overrides: {...}}`` checked against the evaluator's keys."""
     from llamafactory_ext.config import load_yaml, unknown_key_error
 
@@ -133,7 +170,9 @@ def eval_section(value: Any, where: str, cwd: str, reserved: tuple[str, ...] = (
             msg = str(unknown_key_error(key, known, f"{where}: eval.overrides.{key}", "key"))
             raise SweepError(msg.replace(f"eval.overrides.{key}: unknown key", f"eval.overrides.{key}: the evaluator has no key"))
         if key in reserved:
-            raise SweepError(f"{where}: eval.overrides.{key}: the sweep sets {key} per trial")
+            why = ("logs every finished trial itself: set report_to in the recipe (or fixed / train_overrides)" if key == "report_to"
+                   else f"sets {key} per trial")
+            raise SweepError(f"{where}: eval.overrides.{key}: the sweep {why}")
     return {"config": section["config"], "overrides": overrides, "file_keys": set(file_keys)}
 
 

@@ -193,20 +193,18 @@ def _tracked(trial: Trial) -> dict[str, Any] | None:
         return None
 
 
-def track_trial(trial: Trial, group: str | None = None) -> dict[str, Any] | None:
+def track_trial(trial: Trial, group: str | None = None, report_to: Any = None) -> dict[str, Any] | None:
     """Log a finished trial's evaluation and training figures (:mod:`llamafactory_ext.tracking`) into its
-    training run, once: the record goes to ``<trial>/tracking.json``. None when there is nothing to log."""
+    training run, once: the record goes to ``<trial>/tracking.json``. None when there is nothing to log.
+    ``report_to``: the targets (default: the trial's recipe's ``report_to``)."""
     d = trial.path()
     results, comparison = read_eval(d)
     if results is None or (d / TRACKED).is_file():
         return None
     metrics = train_metrics(d)
-    try:
-        step = int(json.loads((d / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        step = 0  # no training here (an evaluation-only trial)
     config = trial.train_config
-    record = tracking.log_results(results, d, config.get("report_to"), str(config.get("run_name") or trial.name), step,
+    record = tracking.log_results(results, d, config.get("report_to") if report_to is None else report_to,
+                                  str(config.get("run_name") or trial.name), tracking.trained_step(d),  # 0: an evaluation-only trial
                                   {k: metrics.get(k) for k in ("trainable_params", "final_loss")}, comparison, group)
     atomic_write_json(d / TRACKED, record)
     return record

@@ -6,7 +6,6 @@ No gradio here (plain functions, tested without a browser).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -27,15 +26,16 @@ def training_format(enable_thinking: Any) -> str:
 def find_data_folder(dataset_dir: str | os.PathLike | None = None, cwd: str | os.PathLike | None = None) -> Path:
     """THE answer to "where is the project's dataset_info.json" (the folder LlamaBoard's "Data dir" starts at).
 
-    ``dataset_dir`` (given to ``llamafactory-ext webui``) wins. Otherwise the working folder
-    (DECISIONS.md: the folder holding dataset_info.json is the project folder, and ``prepare``
-    registers there), then ``data/`` (where today's ``prepare`` registers with its default
-    ``out_dir``): the first whose dataset_info.json lists a file that exists, else the first that
-    has one, else the working folder. Point this function at a new convention and the page follows.
+    The project's convention (``data.folder.data_folder``): ``dataset_dir`` (given to ``llamafactory-ext
+    webui``) when given, else the working folder, where ``prepare`` registers. A folder laid out the
+    way LLaMA-Factory's own checkout is (``data/dataset_info.json``) is found too: of the two, the first
+    whose dataset_info.json lists a file that exists, else the first that has one, else the working folder.
     """
+    from llamafactory_ext.data.folder import data_folder
+
     if dataset_dir:
-        return Path(dataset_dir)
-    here = Path(cwd or Path.cwd())
+        return data_folder(dataset_dir, cwd)
+    here = data_folder(None, cwd)
     candidates = [folder for folder in (here, here / "data") if (folder / DATASET_INFO).is_file()]
     for folder in candidates:
         if any(entry_exists(folder, entry) for entry in read_dataset_info(folder)[0].values()):
@@ -53,26 +53,28 @@ def shown_path(folder: Path, cwd: str | os.PathLike | None = None) -> str:
 
 
 def read_dataset_info(folder: str | os.PathLike) -> tuple[dict[str, Any], str | None]:
-    """``folder/dataset_info.json`` as a dict, and a one-line problem when it is missing or unreadable."""
+    """``folder/dataset_info.json``'s entries, and a one-line problem when it is missing or unreadable
+    (the page shows the problem instead of LlamaBoard's silent empty list)."""
+    from llamafactory_ext.config import UserError
+    from llamafactory_ext.data.folder import read_info
+
     path = Path(folder) / DATASET_INFO
-    try:
-        info = json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
+    if not path.is_file():
         return {}, f"{path} does not exist (llamafactory-ext prepare NAME writes it)"
-    except (OSError, ValueError) as exc:
+    try:
+        info = read_info(path, hint="fix it")
+    except UserError as exc:
         return {}, f"{path} cannot be read: {exc}"
-    if not isinstance(info, dict):
-        return {}, f"{path}: the top level must be an object of data set entries"
     return {k: v for k, v in info.items() if isinstance(v, dict)}, None
 
 
 def entry_exists(folder: str | os.PathLike, entry: dict[str, Any]) -> bool:
-    """An entry with a local ``file_name`` exists when that file (or a non-empty folder) does, as
-    LlamaBoard's preview button decides; Hub, script and cloud entries have no local file to check."""
-    if "file_name" not in entry:
-        return True
-    path = Path(folder) / str(entry["file_name"])
-    return path.is_file() or (path.is_dir() and any(path.iterdir()))
+    """An entry with a local file exists when that file (or a non-empty folder) does, as LlamaBoard's
+    preview button decides; Hub, script and cloud entries have no local file to check."""
+    from llamafactory_ext.data.folder import entry_path
+
+    path = entry_path(Path(folder), entry)
+    return path is None or path.is_file() or (path.is_dir() and any(path.iterdir()))
 
 
 def existing_datasets(folder: str | os.PathLike, ranking: bool) -> list[str]:

@@ -21,6 +21,8 @@ from tests.helpers import one_line_error, output_tail, read_jsonl, run_cmd, writ
 
 def opts(name: str, **values):
     """Options of data set ``name`` (shared keys + its own), as ``prepare NAME key=value`` builds them."""
+    if "out_dir" in values:  # registered beside the outputs, never in the checkout's ./dataset_info.json
+        values.setdefault("dataset_info", f"{values['out_dir']}/dataset_info.json")
     return options_class(get_spec(name))(**values)
 
 
@@ -166,10 +168,10 @@ def test_killed_run_leaves_no_readable_half_file(tmp_path):
 def test_cli_exit_code_message_and_list(tmp_path, ext_cli):
     src = write_jsonl(tmp_path / "quiz.jsonl", [GOOD, {"question": "x?", "choices": ["a", "b"], "answer": "Z"}])
     out = tmp_path / "data"
-    proc = run_cmd([*ext_cli, "prepare", "multit_nothink", f"source={src}", f"out_dir={out}"])
+    proc = run_cmd([*ext_cli, "prepare", "multit_nothink", f"source={src}", f"out_dir={out}"], cwd=tmp_path)
     assert f"{src}: line 2, field 'answer': 'Z' is not among the options A, B" in one_line_error(proc)
     assert not out.exists() or not list(out.iterdir())
-    proc = run_cmd([*ext_cli, "prepare", "multit_nothink", f"source={src}", f"out_dir={out}", "on_error=skip"])
+    proc = run_cmd([*ext_cli, "prepare", "multit_nothink", f"source={src}", f"out_dir={out}", "on_error=skip"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"rejected 1 bad rows (answer_not_in_options 1; by file: quiz.jsonl 1): {out / 'multit_nothink.rejects.jsonl'}" in proc.stdout
     assert "wrote 1 to" in proc.stdout
@@ -218,7 +220,7 @@ def test_several_sources_read_in_turn(tmp_path, ext_cli):
     a.write_text(json.dumps([quiz_row(0), quiz_row(1)]), encoding="utf-8")
     c = write_jsonl(tmp_path / "C.jsonl", [quiz_row(2), quiz_row(3), quiz_row(1)])  # quiz_row(1): also in A
     out = tmp_path / "data"
-    proc = run_cmd([*ext_cli, "prepare", "multit_nothink", f"source=[{a},{c}]", f"out_dir={out}"])
+    proc = run_cmd([*ext_cli, "prepare", "multit_nothink", f"source=[{a},{c}]", f"out_dir={out}"], cwd=tmp_path)
     assert proc.returncode == 0, output_tail(proc)
     m = json.loads((out / "multit_nothink.manifest.json").read_text())
     assert m["rows"]["read"] == 5 and m["rows"]["written"] == 4 and m["dropped"] == {"duplicate_question": 1}

@@ -25,6 +25,8 @@ from tests.helpers import read_jsonl
 
 def opts(name: str, **values):
     """Options of data set ``name`` (shared keys + its own), as ``prepare NAME key=value`` builds them."""
+    if "out_dir" in values:  # registered beside the outputs, never in the checkout's ./dataset_info.json
+        values.setdefault("dataset_info", f"{values['out_dir']}/dataset_info.json")
     return options_class(get_spec(name))(**values)
 
 

@@ -142,7 +142,8 @@ def test_wikipedia_it_loads_for_pretraining(lf_load, samples_dataset_dir):
 
 
 def test_prepare_out_dir_is_a_dataset_dir(lf_load, tmp_path):
-    """`prepare NAME out_dir=OUT_DIR` then `dataset_dir: OUT_DIR`: LLaMA-Factory finds both splits."""
+    """`prepare NAME out_dir=OUT_DIR dataset_info=OUT_DIR/dataset_info.json` then `dataset_dir: OUT_DIR`:
+    LLaMA-Factory finds both splits."""
     from llamafactory_ext.data import get_spec
     from llamafactory_ext.data.prepare import options_class, run
     from llamafactory_ext.data.samples import SAMPLES_DIR
@@ -150,7 +151,7 @@ def test_prepare_out_dir_is_a_dataset_dir(lf_load, tmp_path):
     load, tok = lf_load
     out = tmp_path / "some" / "dir" / "x"
     m = run("multit_nothink", options_class(get_spec("multit_nothink"))(source=str(SAMPLES_DIR / "multit_quiz.json"), out_dir=str(out),
-                                                                          val_size=0.2), quiet=True)
+                                                                          val_size=0.2, dataset_info=str(out / "dataset_info.json")), quiet=True)
     for name, n in (("multit_nothink", m["rows"]["train"]), ("multit_nothink_val", m["rows"]["val"])):
         ds = load(name, "qwen3", False, dataset_dir=out)
         rows = read_jsonl(out / f"{name}.jsonl")

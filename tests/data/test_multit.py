@@ -29,6 +29,8 @@ from tests.helpers import (
 
 
 def opts(name: str, **values):
+    if "out_dir" in values:  # registered beside the outputs, never in the checkout's ./dataset_info.json
+        values.setdefault("dataset_info", f"{values['out_dir']}/dataset_info.json")
     return options_class(get_spec(name))(**values)
 
 
@@ -90,7 +92,7 @@ def _answers_by_question(path) -> dict[str, list[str]]:
 def test_shared_ids_each_question_gets_its_own_trace_think(shared_ids):
     d, a, c, traces = shared_ids
     out = d / "think"
-    proc = run_cmd([*EXT, "prepare", "multit_think", f"source=[{a},{c}]", f"traces={traces}", f"out_dir={out}"])
+    proc = run_cmd([*EXT, "prepare", "multit_think", f"source=[{a},{c}]", f"traces={traces}", f"out_dir={out}"], cwd=out.parent)
     assert proc.returncode == 0, output_tail(proc)
     got = _answers_by_question(out / "multit_think.jsonl")
     assert got == {

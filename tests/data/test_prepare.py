@@ -38,19 +38,26 @@ def files_under(folder) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # registration
 # ---------------------------------------------------------------------------------------------
-def test_out_dir_holds_its_own_dataset_info(tmp_path):
-    """`out_dir=some/dir/x` (relative, from the command line): some/dir/x/dataset_info.json, names
-    relative to it; nothing in some/dir or the working folder."""
-    proc = run_cmd([*EXT, "prepare", "multit_nothink", f"source={QUIZ}", "out_dir=some/dir/x", "val_size=0.1"], cwd=tmp_path)
+def test_prepare_registers_in_the_working_folders_dataset_info(tmp_path):
+    """The data-folder convention: `prepare NAME` writes data/NAME.jsonl and registers it in
+    ./dataset_info.json (file_name data/NAME.jsonl), created when absent; `out_dir=` moves the data
+    files only, the entry still lands in ./dataset_info.json, relative to its folder."""
+    proc = run_cmd([*EXT, "prepare", "multit_nothink", f"source={QUIZ}", "val_size=0.1"], cwd=tmp_path)
     assert proc.returncode == 0, output_tail(proc)
-    assert files_under(tmp_path) == ["some", "some/dir", "some/dir/x", "some/dir/x/dataset_info.json",
-                                     "some/dir/x/multit_nothink.jsonl", "some/dir/x/multit_nothink.manifest.json",
-                                     "some/dir/x/multit_nothink_val.jsonl"]
-    info = json.loads((tmp_path / "some/dir/x/dataset_info.json").read_text(encoding="utf-8"))
+    assert files_under(tmp_path) == ["data", "data/multit_nothink.jsonl", "data/multit_nothink.manifest.json",
+                                     "data/multit_nothink_val.jsonl", "dataset_info.json"]
     spec = get_spec("multit_nothink")
-    assert info == {"multit_nothink": spec.dataset_info_entry("multit_nothink.jsonl"),
-                    "multit_nothink_val": spec.dataset_info_entry("multit_nothink_val.jsonl")}
-    assert "added multit_nothink, multit_nothink_val to some/dir/x/dataset_info.json" in proc.stdout
+    info = json.loads((tmp_path / "dataset_info.json").read_text(encoding="utf-8"))
+    assert info == {"multit_nothink": spec.dataset_info_entry("data/multit_nothink.jsonl"),
+                    "multit_nothink_val": spec.dataset_info_entry("data/multit_nothink_val.jsonl")}
+    assert "added multit_nothink, multit_nothink_val to dataset_info.json" in proc.stdout
+
+    proc = run_cmd([*EXT, "prepare", "wikipedia_it", f"source={WIKI}", "out_dir=some/dir/x"], cwd=tmp_path)
+    assert proc.returncode == 0, output_tail(proc)
+    assert not list((tmp_path / "some").rglob("dataset_info.json"))
+    info = json.loads((tmp_path / "dataset_info.json").read_text(encoding="utf-8"))
+    assert list(info) == ["multit_nothink", "multit_nothink_val", "wikipedia_it"]
+    assert info["wikipedia_it"] == {"file_name": "some/dir/x/wikipedia_it.jsonl", "columns": {"prompt": "text"}}
 
 
 def test_registration_adds_entries_and_keeps_the_others(tmp_path, capsys):
@@ -58,16 +65,17 @@ def test_registration_adds_entries_and_keeps_the_others(tmp_path, capsys):
     out.mkdir()
     (out / "dataset_info.json").write_text(json.dumps({"mine": {"file_name": "mine.jsonl"},
                                                        "gsm8k": {"file_name": "elsewhere/gsm8k.jsonl"}}), encoding="utf-8")
-    run("multit_nothink", opts("multit_nothink", source=QUIZ, out_dir=str(out)), quiet=True)
-    run("wikipedia_it", opts("wikipedia_it", source=WIKI, out_dir=str(out)), quiet=True)
+    here = str(out / "dataset_info.json")
+    run("multit_nothink", opts("multit_nothink", source=QUIZ, out_dir=str(out), dataset_info=here), quiet=True)
+    run("wikipedia_it", opts("wikipedia_it", source=WIKI, out_dir=str(out), dataset_info=here), quiet=True)
     info = json.loads((out / "dataset_info.json").read_text(encoding="utf-8"))
     assert list(info) == ["mine", "gsm8k", "multit_nothink", "wikipedia_it"]
     assert info["wikipedia_it"] == {"file_name": "wikipedia_it.jsonl", "columns": {"prompt": "text"}}
     before = (out / "dataset_info.json").read_bytes()
-    run("multit_nothink", opts("multit_nothink", source=QUIZ, out_dir=str(out)), quiet=True)  # already there: untouched
+    run("multit_nothink", opts("multit_nothink", source=QUIZ, out_dir=str(out), dataset_info=here), quiet=True)  # untouched
     assert (out / "dataset_info.json").read_bytes() == before
     capsys.readouterr()
-    run("gsm8k", opts("gsm8k", source=str(SAMPLES_DIR / "gsm8k_shaped.jsonl"), out_dir=str(out)), quiet=True)
+    run("gsm8k", opts("gsm8k", source=str(SAMPLES_DIR / "gsm8k_shaped.jsonl"), out_dir=str(out), dataset_info=here), quiet=True)
     assert "entry 'gsm8k' points at 'elsewhere/gsm8k.jsonl'" in capsys.readouterr().err  # told, not overwritten
     assert json.loads((out / "dataset_info.json").read_text())["gsm8k"] == {"file_name": "elsewhere/gsm8k.jsonl"}
 
@@ -102,7 +110,7 @@ def test_a_broken_dataset_info_is_named(tmp_path, capsys):
     out = tmp_path / "data"
     out.mkdir()
     (out / "dataset_info.json").write_text("{not json", encoding="utf-8")
-    proc = prepare(capsys, "multit_nothink", f"source={QUIZ}", f"out_dir={out}")
+    proc = prepare(capsys, "multit_nothink", f"source={QUIZ}", f"out_dir={out}", f"dataset_info={out / 'dataset_info.json'}")
     line = one_line_error(proc)
     assert str(out / "dataset_info.json") in line and "register=false" in line
     assert (out / "dataset_info.json").read_text(encoding="utf-8") == "{not json"

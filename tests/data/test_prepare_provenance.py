@@ -32,7 +32,7 @@ def mixed(tmp_path):
     src, traces = tmp_path / "quiz.json", tmp_path / "traces.jsonl"
     shutil.copy(QUIZ, src)
     traces.write_text("".join(TRACES.read_text(encoding="utf-8").splitlines(keepends=True)[:4]), encoding="utf-8")
-    values = {"source": str(src), "traces": str(traces), "out_dir": str(tmp_path / "data")}
+    values = {"source": str(src), "traces": str(traces), "out_dir": str(tmp_path / "data"), "register": False}
     manifest = run("multit_mixed", options_class(get_spec("multit_mixed"))(**values), quiet=True)
     return {"values": values, "manifest": manifest, "path": output_paths("multit_mixed", tmp_path / "data")["manifest"],
             "src": src, "traces": traces}
@@ -85,7 +85,7 @@ def _register_one(args) -> None:
     folder, i, barrier = args
     spec = dataclasses.replace(get_spec("multit_nothink"), name=f"set{i}")
     barrier.wait()
-    register(spec, output_paths(f"set{i}", folder), False, None)
+    register(spec, {f"set{i}": output_paths(f"set{i}", folder)["train"]}, folder / "dataset_info.json")
 
 
 def test_concurrent_registrations_keep_every_entry(tmp_path):
@@ -108,7 +108,7 @@ def test_a_string_entry_in_dataset_info_is_one_line(tmp_path, capsys):
     out = tmp_path / "data"
     out.mkdir()
     (out / "dataset_info.json").write_text(json.dumps({"multit_nothink": "data/multit_nothink.jsonl"}), encoding="utf-8")
-    assert cli.main(["prepare", "multit_nothink", f"source={QUIZ}", f"out_dir={out}"]) == 2
+    assert cli.main(["prepare", "multit_nothink", f"source={QUIZ}", f"out_dir={out}", f"dataset_info={out / 'dataset_info.json'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [(f"llamafactory-ext prepare: error: {out / 'dataset_info.json'}: entry 'multit_nothink' is str "
                     "'data/multit_nothink.jsonl', not a mapping (file_name, formatting, columns...); fix or remove it, "
@@ -117,10 +117,10 @@ def test_a_string_entry_in_dataset_info_is_one_line(tmp_path, capsys):
 
 def test_one_prepare_of_a_name_at_a_time_per_out_dir(tmp_path):
     out = tmp_path / "data"
-    options = options_class(get_spec("multit_nothink"))(source=str(QUIZ), out_dir=str(out))
+    options = options_class(get_spec("multit_nothink"))(source=str(QUIZ), out_dir=str(out), register=False)
     with FolderLock(out, name=".multit_nothink.prepare.lock"), pytest.raises(OutputError, match=r"out_dir .*data \(prepare multit_nothink\) is in use by pid"):
         run("multit_nothink", options, quiet=True)
     run("multit_nothink", options, quiet=True)  # released: it runs
-    other = options_class(get_spec("multit_think"))(source=str(QUIZ), traces=str(TRACES), out_dir=str(out))
+    other = options_class(get_spec("multit_think"))(source=str(QUIZ), traces=str(TRACES), out_dir=str(out), register=False)
     with FolderLock(out, name=".multit_nothink.prepare.lock"):
         run("multit_think", other, quiet=True)  # another data set into the same folder is not held up

@@ -26,7 +26,7 @@ def test_all_gsm8k_train_rows_convert(gsm8k_dir, tmp_path):
     from llamafactory_ext.data import get_spec
     from llamafactory_ext.data.prepare import options_class, run
 
-    m = run("gsm8k", options_class(get_spec("gsm8k"))(source=str(gsm8k_dir), out_dir=str(tmp_path / "data")), quiet=True)
+    m = run("gsm8k", options_class(get_spec("gsm8k"))(source=str(gsm8k_dir), out_dir=str(tmp_path / "data"), register=False), quiet=True)
     src = read_jsonl(gsm8k_dir / "train.jsonl")
     rows = read_jsonl(tmp_path / "data" / "gsm8k.jsonl")
     assert len(src) == 7473 and m["rows"]["read"] == 7473 and m["rows"]["written"] == 7473 and len(rows) == 7473

@@ -170,7 +170,8 @@ def test_bom_in_dataset_info_and_traces(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "dataset_info.json").write_bytes(BOM + json.dumps({"other": {"file_name": "other.jsonl"}}).encode())
-    m = run("multit_think", options_class(get_spec("multit_think"))(source=str(quiz), traces=str(traces), out_dir=str(out)), quiet=True)
+    m = run("multit_think", options_class(get_spec("multit_think"))(source=str(quiz), traces=str(traces), out_dir=str(out),
+                                                                    dataset_info=str(out / "dataset_info.json")), quiet=True)
     assert m["rows"]["written"] == len(QUIZ) and m["rejected"] == {}
     info = json.loads((out / "dataset_info.json").read_text(encoding="utf-8"))
     assert set(info) == {"other", "multit_think"} and info["multit_think"]["file_name"] == "multit_think.jsonl"

@@ -94,7 +94,8 @@ def test_distill_prepare_train_chain(tmp_path, tiny_model, tiny_tokenizer, repo_
     dataset_dir = tmp_path / "ds"
     (dataset_dir / "data").mkdir(parents=True)
     shutil.copy(repo_root / "dataset_info.json", dataset_dir / "dataset_info.json")
-    assert ext_main(["prepare", "multit_think", f"source={quiz}", f"traces={traces}", f"out_dir={dataset_dir / 'data'}"]) == 0
+    assert ext_main(["prepare", "multit_think", f"source={quiz}", f"traces={traces}", f"out_dir={dataset_dir / 'data'}",
+                     f"dataset_info={dataset_dir / 'dataset_info.json'}"]) == 0
     rows = [json.loads(line) for line in (dataset_dir / "data" / "multit_think.jsonl").read_text().splitlines()]
     assert len(rows) == 8  # only the 8 questions with kept traces (the sample has 60)
     kept = [json.loads(line) for line in traces.read_text().splitlines()]

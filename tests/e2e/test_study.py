@@ -36,7 +36,7 @@ def study_dir(tmp_path, small_model):
         "title": "reduced study", "output_dir": "out", "model": str(small_model),
         "versions": [{"name": "V1", "recipe": str(REPO / "recipes/v1_nothink.yaml"), "format": "non-thinking rows"},
                      {"name": "V3", "recipe": str(REPO / "recipes/v3_mixed.yaml"), "format": "mixed rows"}],
-        "train_overrides": {"dataset_dir": "data", "max_steps": 2, "cutoff_len": 256, "gradient_accumulation_steps": 1, **CPU_OVERRIDES},
+        "train_overrides": {"max_steps": 2, "cutoff_len": 256, "gradient_accumulation_steps": 1, **CPU_OVERRIDES},
         "eval": {"config": "eval.yaml", "overrides": {}}, "gpus_per_trial": 0,
         "env": {"CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1"},
     }

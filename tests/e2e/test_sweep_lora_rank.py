@@ -35,7 +35,9 @@ def write_sweep(tmp_path, repo_root, tiny_model, ranks, fixed_extra=(), **extra)
     italic = tmp_path / "italic.jsonl"
     italic.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ITALIC_ROWS), encoding="utf-8")
     sweep = load_yaml(repo_root / "recipes/sweeps/lora_rank.yaml")
-    assert sweep["base"] == "recipes/v3_mixed.yaml" and sweep["derived"] == {"lora_alpha": "2 * lora_rank"}
+    assert sweep["base"] == "../v3_mixed.yaml" and sweep["derived"] == {"lora_alpha": "2 * lora_rank"}
+    # paths in a sweep file are relative to its folder: this copy lives elsewhere, so it names them in full
+    sweep["base"], sweep["eval"]["config"] = str(repo_root / "recipes/v3_mixed.yaml"), str(repo_root / "recipes/eval/italic_zeroshot.yaml")
     fixed = [o for o in tiny_train_overrides(tiny_model, dataset_dir, "unused", max_steps=1) if not o.startswith("output_dir=")]
     fixed += ["per_device_train_batch_size=2", "gradient_accumulation_steps=1", "cutoff_len=256", "logging_steps=1", *fixed_extra]
     sweep.update(

@@ -33,7 +33,9 @@ def test_eval_config_parses_and_resolves(path, monkeypatch):
     assert text.startswith("#") and f"llamafactory-ext eval {rel}" in text  # the command that runs it
     data = load_yaml(path)
     cfg = from_argv(config_for, [str(rel)])
-    for key, value in data.items():  # every key of the file arrives, typed
+    for key, value in data.items():  # every key of the file arrives, typed (a path field: from the file's folder)
+        if key == "from_recipe":
+            value = str((path.parent / value).resolve().relative_to(REPO))
         if key != "thinking":
             assert getattr(cfg, key) == value or [getattr(cfg, key)] == value, key
     own = {f.name for f in dataclasses.fields(task_class(cfg.task).options)}
@@ -45,7 +47,7 @@ def test_eval_config_parses_and_resolves(path, monkeypatch):
     if data.get("thinking") is False:  # YAML reads `off` as false
         assert r.modes == ("nothink",)
     if data.get("from_recipe"):
-        assert r.template == load_yaml(REPO / data["from_recipe"])["template"]
+        assert r.template == load_yaml(path.parent / data["from_recipe"])["template"]
     # an override on the command line wins over the file, through the same parser
     assert from_argv(config_for, [str(rel), "limit=7", "thinking=off"]).limit == 7
 

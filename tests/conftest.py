@@ -1,5 +1,6 @@
 """Session fixtures: the tiny Qwen3 models (built once per session) and the real data in
-../shared/data (skipped when absent, a failure under CI=true). Helpers: tests/helpers.py."""
+../shared/data (skipped when absent, a failure under CI=true). Helpers: tests/helpers.py.
+Under CI=true every skip is reported as a failure (tests/ci_skips.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401 - hooks
 from tests.helpers import REPO, shared
 
 

@@ -43,15 +43,25 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def shared(sub: str) -> Path:
-    """A real data set in ../shared/data: skipped when absent, a failure under CI=true."""
+def under_ci() -> bool:
+    """CI=true (any case): nothing may be skipped (tests/conftest.py turns every skip into a failure)."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def missing(what: str) -> None:
+    """Something a test needs is not on this machine: skip with the reason, or fail under CI=true."""
     import pytest
 
+    if under_ci():
+        pytest.fail(f"CI=true, and {what}", pytrace=False)
+    pytest.skip(what)
+
+
+def shared(sub: str) -> Path:
+    """A real data set in ../shared/data: skipped when absent, a failure under CI=true."""
     path = SHARED_DATA / sub
     if not path.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but the real data {path} is missing (../shared must sit beside the checkout)")
-        pytest.skip(f"real data not present: {path}")
+        missing(f"the real data {path} is missing (../shared must sit beside the checkout)")
     return path
 
 
@@ -126,3 +136,22 @@ def first_rows(path: Path, n: int) -> None:
     from llamafactory_ext.io import atomic_write_text
 
     atomic_write_text(path, "".join(path.read_text(encoding="utf-8").splitlines(keepends=True)[:n]))
+
+
+def assert_lora_adapter(adapter_dir: Path, model_dir: Path, targets: set[str], rank: int) -> None:
+    """The adapter file holds, for every decoder layer and target module of the base, a LoRA pair
+    shaped by the base weight (out, in): A (rank, in) and B (out, rank); nothing else."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(model_dir) / "model.safetensors"), "pt") as fh:
+        base = {k: fh.get_slice(k).get_shape() for k in fh.keys()}
+    want = {}
+    for key, (out_dim, in_dim, *_) in ((k, s) for k, s in base.items() if len(s) == 2):
+        module = key.removesuffix(".weight").rsplit(".", 1)[-1]
+        if ".layers." in key and module in targets:
+            stem = "base_model.model." + key.removesuffix(".weight")
+            want[f"{stem}.lora_A.weight"] = [rank, in_dim]
+            want[f"{stem}.lora_B.weight"] = [out_dim, rank]
+    with safe_open(str(Path(adapter_dir) / "adapter_model.safetensors"), "pt") as fh:
+        got = {k: fh.get_slice(k).get_shape() for k in fh.keys()}
+    assert want and got == want, (sorted(set(got) ^ set(want)), {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v})

@@ -24,6 +24,7 @@ from tests.helpers import (
     EXPORT_RECIPES,
     REPO,
     TRAIN_RECIPES,
+    assert_lora_adapter,
     first_rows,
     load_recipe,
     output_tail,
@@ -90,7 +91,7 @@ def test_recipe_trains_two_steps_on_cpu(run_recipe, small_model, name):
     assert adapter["lora_dropout"] == pytest.approx(cfg["lora_dropout"])
     want_targets = SEVEN if cfg["lora_target"] == "all" else set(cfg["lora_target"].split(","))
     assert set(adapter["target_modules"]) == want_targets  # `all` on Qwen3 = the seven projections
-    assert (out / "adapter_model.safetensors").stat().st_size > 0
+    assert_lora_adapter(out, small_model, want_targets, cfg["lora_rank"])
 
     # Exactly two optimizer steps, with a finite training loss.
     state = json.loads((out / "trainer_state.json").read_text())

@@ -19,12 +19,14 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   fi
 fi
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-# Two pytest workers, one per core, each module on one worker (its fixtures are built once); every
-# process single-threaded: two processes with two OpenMP threads each on two cores wait on each
-# other's barriers (benchmarks/bench_demo.py measures 2.4-3x slower steps). PYTEST_WORKERS=0: serial.
+# Two pytest workers, one per core; every process single-threaded: two processes with two OpenMP
+# threads each on two cores wait on each other's barriers (benchmarks/bench_demo.py measures 2.4-3x
+# slower steps). Each module runs on one worker (its fixtures are built once), heaviest modules
+# first, to whichever worker is nearly idle (tests/conftest.py: the order, and the models / data /
+# adapter built once per run for both workers). PYTEST_WORKERS=0: serial.
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 workers="${PYTEST_WORKERS:-2}"
 if [ "$workers" -gt 0 ]; then
-  exec .venv/bin/python -m pytest -n "$workers" --dist loadscope "$@"
+  exec .venv/bin/python -m pytest -n "$workers" --dist loadscope --no-loadscope-reorder "$@"
 fi
 exec .venv/bin/python -m pytest "$@"

@@ -36,7 +36,8 @@ def _pytest(path, ci: str | None) -> subprocess.CompletedProcess:
     if ci is not None:
         env["CI"] = ci
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.ci_skips", "-p", "no:cacheprovider", "-rA", "-q",
-                           "-p", "no:xdist", str(path)], cwd=path if path.is_dir() else path.parent, env=env, capture_output=True, text=True, timeout=120)
+                           "-p", "no:xdist", str(path)], cwd=path if path.is_dir() else path.parent, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -144,7 +146,7 @@ def assert_lora_adapter(adapter_dir: Path, model_dir: Path, targets: set[str], r
     from safetensors import safe_open
 
     with safe_open(str(Path(model_dir) / "model.safetensors"), "pt") as fh:
-        base = {k: fh.get_slice(k).get_shape() for k in fh.keys()}
+        base = {k: fh.get_slice(k).get_shape() for k in fh.keys()}  # noqa: SIM118 - safe_open is no dict
     want = {}
     for key, (out_dim, in_dim, *_) in ((k, s) for k, s in base.items() if len(s) == 2):
         module = key.removesuffix(".weight").rsplit(".", 1)[-1]
@@ -153,5 +155,24 @@ def assert_lora_adapter(adapter_dir: Path, model_dir: Path, targets: set[str], r
             want[f"{stem}.lora_A.weight"] = [rank, in_dim]
             want[f"{stem}.lora_B.weight"] = [out_dim, rank]
     with safe_open(str(Path(adapter_dir) / "adapter_model.safetensors"), "pt") as fh:
-        got = {k: fh.get_slice(k).get_shape() for k in fh.keys()}
+        got = {k: fh.get_slice(k).get_shape() for k in fh.keys()}  # noqa: SIM118
     assert want and got == want, (sorted(set(got) ^ set(want)), {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v})
+
+
+@contextlib.contextmanager
+def random_fingerprints() -> Iterator[None]:
+    """`datasets` names the cache file of every ``map`` by dill-pickling its arguments, which hold
+    the tokenizer: about 5 s per map for Qwen's 151k-token one (for each of LLaMA-Factory's maps).
+    A random name per map changes nothing else: loading, alignment, template encoding and filtering
+    all run. (Fixture: ``fast_fingerprints``; module fixtures use this context.)"""
+    import datasets.arrow_dataset
+    import datasets.fingerprint
+    import pytest
+
+    def random_fingerprint(*args, **kwargs):
+        return datasets.fingerprint.generate_random_fingerprint()
+
+    with pytest.MonkeyPatch.context() as mp:
+        for module in (datasets.fingerprint, datasets.arrow_dataset):
+            mp.setattr(module, "update_fingerprint", random_fingerprint)
+        yield

@@ -248,23 +248,9 @@ def byte_tokenizer_dir(tiny_model, tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def no_fingerprint_hashing(monkeypatch):
-    """`datasets` names its cache files by pickling every map's arguments, Qwen's 151k-token
-    tokenizer included (about 5 s per map on this machine); a random name changes nothing else."""
-    import datasets.arrow_dataset
-    import datasets.fingerprint
-
-    def random_name(*args, **kwargs):
-        return datasets.fingerprint.generate_random_fingerprint()
-
-    for module in (datasets.fingerprint, datasets.arrow_dataset):
-        monkeypatch.setattr(module, "update_fingerprint", random_name)
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_synthetic_rows_come_out_of_llamafactory_full_length(case, tiny_model, byte_tokenizer_dir, tmp_path,
-                                                            no_fingerprint_hashing):
+                                                            fast_fingerprints):
     """Every sequence LLaMA-Factory builds from the synthetic rows, with the recipe's template, is
     exactly synthetic.sequence_length() long: cutoff_len, or the pack / block it fills."""
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer

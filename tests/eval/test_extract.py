@@ -195,5 +195,5 @@ def test_extractors_never_raise_on_non_strings(value):
     assert extract_choice(value, ITEM) == extract_choice(text, ITEM)
     assert extract_choice("B", value) == (None, "none")
     assert extract_number(value) == extract_number(text)
-    if isinstance(value, int):
+    if isinstance(value, int) and abs(value) < 10**27:  # data.numbers keeps 28 significant digits (Decimal's default)
         assert parse_number(extract_number(value)[0]) == value

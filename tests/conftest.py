@@ -27,19 +27,21 @@ from tests.ci_skips import pytest_make_collect_report, pytest_runtest_makereport
 from tests.helpers import REPO, random_fingerprints, shared
 
 # The modules that take the most worker-seconds, longest first (measured with
-# `scripts/test.sh --durations=0`): they are handed out before everything else.
+# `scripts/test.sh --durations=0` and alone with /usr/bin/time): handed out before everything else.
 HEAVY = [
-    "tests/e2e/test_study.py",
     "tests/e2e/test_sweep_lora_rank.py",
-    "tests/recipes/test_anita_train.py",
+    "tests/e2e/test_study.py",
+    "tests/test_inspect.py",
+    "tests/test_plan_measure.py",
     "tests/recipes/test_recipes_train.py",
+    "tests/recipes/test_anita_train.py",
     "tests/eval/test_lm_eval_suite.py",
+    "tests/e2e/test_train_lora.py",
     "tests/e2e/test_webui",
     "tests/e2e/test_distill_chain.py",
-    "tests/test_inspect.py",
     "tests/recipes/test_format_parity.py",
-    "tests/e2e/test_train_lora.py",
-    "tests/test_plan_measure.py",
+    "tests/eval/test_cli.py",
+    "tests/recipes/test_recipes_parse.py",
 ]
 
 

@@ -37,8 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "data"
 
-from llamafactory_ext import contamination
 from llamafactory_ext.contamination import find_contamination
+from llamafactory_ext.data import overlap
 from llamafactory_ext.data.normalize import normalize_text
 
 WORDS = [
@@ -116,8 +116,8 @@ def report(label: str, train: Path, total_rows: int, task: str, source: Path, qu
            planted: dict[int, str] | None, subset: int, repeat: int) -> None:
     walls, cpus = [], []
     for _ in range(repeat):
-        contamination._token.cache_clear()  # every run starts cold, like a new process
-        contamination._piece.cache_clear()
+        overlap._token.cache_clear()  # every run starts cold, like a new process
+        overlap._piece.cache_clear()
         started, cpu = time.perf_counter(), time.process_time()
         rep = find_contamination([train], task, source=str(source))
         walls.append(time.perf_counter() - started)

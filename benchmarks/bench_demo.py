@@ -50,7 +50,7 @@ def main() -> int:
     ap.add_argument("--keep", help="run the demo in this folder (default: a temporary one)")
     ap.add_argument("--skip-demo", action="store_true")
     args = ap.parse_args()
-    from llamafactory_ext.testing import build_tiny_qwen3
+    from llamafactory_ext.fixtures import build_tiny_qwen3
 
     root = Path(args.keep or tempfile.mkdtemp(prefix="bench-demo-"))
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the run")

@@ -49,8 +49,8 @@ def main(argv: list[str]) -> int:
 
     from llamafactory_ext.data.mcq import SYSTEM_PROMPT, build_messages
     from llamafactory_ext.eval.engine import GenParams, load_engine
+    from llamafactory_ext.fixtures import build_tiny_qwen3
     from llamafactory_ext.prompts import PromptEncoder
-    from llamafactory_ext.testing import build_tiny_qwen3
 
     args = _args(argv)
     n = int(args.get("n", 256))

@@ -51,8 +51,8 @@ REASON = ["considero", "ogni", "opzione", "escludo", "quella", "errata", "perch√
 INSPECT_SCRIPT = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from llamafactory_ext.inspect import _quiet, inspect_recipe, to_json
-_quiet()
+from llamafactory_ext.inspect import inspect_recipe, quiet, to_json
+quiet()
 import llamafactory.data, llamafactory.model  # noqa: F401 - counted as import time
 t1 = time.perf_counter()
 report = inspect_recipe(sys.argv[1:])
@@ -75,7 +75,7 @@ from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
 from llamafactory.hparams import get_train_args
 from llamafactory.model import load_tokenizer
 from llamafactory_ext.config import load_config
-from llamafactory_ext.testing import CPU_OVERRIDES
+from llamafactory_ext.runtime import CPU_OVERRIDES
 t1 = time.perf_counter()
 recipe, dataset_dir, dataset, tokenizer, out = sys.argv[1:6]
 args = {**load_config(recipe), **CPU_OVERRIDES, "model_name_or_path": tokenizer, "dataset_dir": dataset_dir,

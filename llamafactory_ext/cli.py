@@ -15,15 +15,17 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("llamafactory_ext.data.prepare", "convert a source data set into LLaMA-Factory data (NAME [key=value ...])"),
     "distill": ("llamafactory_ext.distill", "teacher writes <think> traces for multiple-choice questions, keeps correct ones"),
-    "eval": ("llamafactory_ext.eval.runner", "evaluate on ITALIC / GSM8K / Mult-IT in both thinking modes, or the lm-eval Italian suite"),
+    "eval": ("llamafactory_ext.eval.command", "evaluate on ITALIC / GSM8K / Mult-IT in both thinking modes, or the lm-eval Italian suite"),
     "compare": ("llamafactory_ext.eval.compare", "base and tuned model answer the same free prompts, side by side"),
-    "sweep": ("llamafactory_ext.sweep", "train + evaluate a grid over recipe keys (e.g. lora_rank), resumable"),
+    "sweep": ("llamafactory_ext.sweep.command", "train + evaluate a grid over recipe keys (e.g. lora_rank), resumable"),
     "study": ("llamafactory_ext.study", "the Version Series: baseline + one trial per recipe, both thinking modes, one table"),
-    "contamination": ("llamafactory_ext.contamination", "check that ITALIC / GSM8K questions do not appear in training files"),
-    "plan": ("llamafactory_ext.plan", "trainable parameters and GPU memory of a recipe, from config.json only"),
-    "inspect": ("llamafactory_ext.inspect", "what a recipe trains on: loss-carrying tokens, empty think block, cut answers, parity"),
+    "contamination": ("llamafactory_ext.contamination", "check that evaluation questions (ITALIC, GSM8K, Mult-IT) do not appear in training files"),
+    "card": ("llamafactory_ext.card", "a Hub-ready model card (README.md) for an adapter, from its eval or study; push=dry_run | true"),
+    "plan": ("llamafactory_ext.plan.command", "trainable parameters and GPU memory of a recipe, from config.json only"),
+    "inspect": ("llamafactory_ext.inspect.command", "what a recipe trains on: loss-carrying tokens, empty think block, cut answers, parity"),
     "demo": ("llamafactory_ext.demo", "the format study in miniature: a tiny Qwen3 on CPU, V1 / V2 / V3 vs the base (the main job)"),
-    "fixture": ("llamafactory_ext.testing", "write a tiny Qwen3 / LLaMA-3 model with real ids, or a small vocabulary (arch=, vocab=)"),
+    "fixture": ("llamafactory_ext.fixtures", "write a tiny Qwen3 / LLaMA-3 model with real ids, or a small vocabulary (arch=, vocab=)"),
+    "webui": ("llamafactory_ext.webui.command", "LlamaBoard with the project inside: recipes, Thinking eval, Format study, Inspect tabs"),
     "recipes": ("llamafactory_ext.shipped", "list the shipped recipes, or copy one here: recipes copy NAME"),
 }
 

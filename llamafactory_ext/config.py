@@ -12,7 +12,8 @@ value has a range, ``ge`` / ``gt`` / ``le`` / ``lt`` / ``choices`` metadata (:fu
 :func:`from_argv` reads ``[CONFIG.yaml] key=value ...`` into that dataclass: unknown keys are
 named with a "did you mean", wrong types and out-of-range values name the key. :func:`combine`
 joins a command's own options with the options of the data set or task chosen at run time.
-:func:`format_value` writes a value back in the ``key=value`` syntax both tools read.
+:func:`format_value` writes a value back in the ``key=value`` syntax both tools read. LLaMA-Factory's
+own recipe keys and values are checked in ``recipe_keys.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -69,7 +71,6 @@ def _omegaconf_error(where: str, exc: Exception) -> ConfigError:
 def _cli_config(overrides: list[str]):
     """``OmegaConf.from_cli`` with ``${`` escaped: command-line values are literal text."""
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
     items = []
     for item in overrides:
@@ -79,9 +80,7 @@ def _cli_config(overrides: list[str]):
         items.append(f"{key}={value.replace('${', chr(92) + '${')}")
     try:
         return OmegaConf.from_cli(items)
-    except OmegaConfBaseException as exc:
-        raise _omegaconf_error("command line", exc) from None
-    except Exception as exc:  # noqa: BLE001 - yaml.YAMLError of a value (e.g. k="\${x}"), named in one line
+    except Exception as exc:  # noqa: BLE001 - OmegaConf's errors and yaml.YAMLError of a value (e.g. k="\${x}"), in one line
         raise _omegaconf_error("command line", exc) from None
 
 
@@ -269,23 +268,29 @@ def unknown_key_error(key: str, known: Iterable[str], where: str, what: str = "k
     known = sorted(known)
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ConfigError(f"{where}: unknown {what} {key!r}{hint}")
+    return ConfigError(f"{where + ': ' if where else ''}unknown {what} {key!r}{hint}")
 
 
 T = typing.TypeVar("T")
 
 
-def build(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Instantiate the dataclass ``cls`` from ``data``: unknown keys, types and ranges checked."""
+def build(cls: type[T], data: dict[str, Any], where: str = "config", typed: Iterable[str] = ()) -> T:
+    """Instantiate the dataclass ``cls`` from ``data``: unknown keys, types and ranges checked. An
+    error about a key in ``typed`` (given on the command line) names the command line, not ``where``."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
+    typed = set(typed)
+
+    def at(key: str) -> str:
+        return "command line" if key in typed else where
+
     for key in data:
         if key not in fields:
-            raise unknown_key_error(key, fields, where)
+            raise unknown_key_error(key, fields, at(key))
     kwargs = {}
     for key, value in data.items():
-        kwargs[key] = _coerce(value, hints[key], key, where)
-        check_range(kwargs[key], fields[key].metadata, key, where)
+        kwargs[key] = _coerce(value, hints[key], key, at(key))
+        check_range(kwargs[key], fields[key].metadata, key, at(key))
     missing = [
         name for name, f in fields.items()
         if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
@@ -314,44 +319,69 @@ def combine(name: str, *classes: type) -> type:
     return dataclasses.make_dataclass(name, required + [s for s in specs if s not in required])
 
 
+def argv_where(argv: list[str]) -> str:
+    """What an error about a key of ``argv`` names: its config file, else ``command line``."""
+    return split_argv(argv)[0] or "command line"
+
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+def _positional_split(argv: list[str], suffixes: tuple[str, ...]) -> tuple[str | None, list[str], list[str]]:
+    """(config file, values, overrides) of ``[CONFIG.yaml] VALUE... key=value ...``: a first argument
+    ending in one of ``suffixes`` is the config file; ``-flags`` are refused."""
+    path = argv[0] if argv and suffixes and argv[0].endswith(suffixes) and not _OVERRIDE.match(argv[0]) else None
+    values, overrides = [], []
+    for arg in argv[1 if path else 0:]:
+        if _OVERRIDE.match(arg):
+            overrides.append(arg)
+        elif arg.startswith("-"):
+            raise ConfigError(f"unknown flag {arg!r}: options are key=value")
+        else:
+            values.append(arg)
+    return path, values, overrides
+
+
 def from_argv(
-    cls: type[T],
+    cls: type[T] | Callable[[dict[str, Any]], type[T]],
     argv: list[str],
     *,
     positional: str | None = None,
+    config_suffixes: tuple[str, ...] = (),
     rest: str | None = None,
     rest_keys: Callable[[], set[str]] | None = None,
 ) -> T:
-    """``[CONFIG.yaml] key=value ...`` -> a checked ``cls`` instance (file, then overrides).
+    """``[CONFIG.yaml] key=value ...`` -> a checked ``cls`` instance (file, then overrides): the one
+    way every command reads its arguments. The config file is read once.
 
-    ``positional``: arguments without ``=`` go, as a list, to that field (no config file then).
-    ``rest``: keys that are not fields of ``cls`` go, as a dict, to that field, each checked
+    ``cls``: the options dataclass, or a function of the merged keys that returns it (``eval``
+    picks the class of the chosen ``task``, which adds that task's own keys).
+    ``positional``: arguments without ``key=`` go, as a list, to that field; the first one is the
+    config file only when it ends in one of ``config_suffixes``.
+    ``rest``: keys that are not fields of the class go, as a dict, to that field, each checked
     against ``rest_keys()`` (e.g. ``plan`` takes any LLaMA-Factory recipe key).
     """
     if positional:
-        values = [a for a in argv if "=" not in a or a.startswith("-")]
-        path, overrides = None, [a for a in argv if a not in values]
+        path, values, overrides = _positional_split(argv, config_suffixes)
     else:
         values, (path, overrides) = [], split_argv(argv)
     data = load_config(path, overrides)
     where = path or "command line"
+    typed = {o.partition("=")[0].split(".")[0] for o in overrides}
+    if not dataclasses.is_dataclass(cls):
+        cls = cls(data)
     if positional:
-        data[positional] = [*values, *_as_list(data.get(positional))]
+        listed = data.get(positional)
+        data[positional] = [*values, *(listed if isinstance(listed, (list, tuple)) else [] if listed is None else [listed])]
     if rest:
         own = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         extra = {k: data.pop(k) for k in list(data) if k not in own}
         allowed = rest_keys() if rest_keys else None
         for key in extra:
             if allowed is not None and key not in allowed:
-                raise unknown_key_error(key, set(allowed) | own, where)
+                raise unknown_key_error(key, set(allowed) | own, "command line" if key in typed else where)
         data[rest] = {**extra, **(data.get(rest) or {})}
-    return build(cls, data, where=where)
-
-
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+    return build(cls, data, where=where, typed=typed)  # type: ignore[arg-type]
 
 
 def describe(cls: type) -> str:
@@ -368,72 +398,3 @@ def describe(cls: type) -> str:
         helptext = f.metadata.get("help", "") + (f" [{bounds}]" if bounds else "")
         lines.append(f"  {f.name:<24} {default:<22} {helptext}")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# LLaMA-Factory recipe keys and values
-# ---------------------------------------------------------------------------------------------
-# Ranges LLaMA-Factory itself does not check before a run starts (a zero rank or batch would fail
-# deep inside a trial, hours later): sweep, study and plan check them first.
-RECIPE_RANGES: dict[str, dict[str, float]] = {
-    "lora_rank": {"ge": 1}, "lora_alpha": {"gt": 0}, "lora_dropout": {"ge": 0, "lt": 1},
-    "per_device_train_batch_size": {"ge": 1}, "per_device_eval_batch_size": {"ge": 1},
-    "gradient_accumulation_steps": {"ge": 1}, "cutoff_len": {"ge": 1}, "learning_rate": {"gt": 0},
-    "num_train_epochs": {"gt": 0}, "warmup_steps": {"ge": 0}, "max_samples": {"ge": 1}, "pref_beta": {"gt": 0},
-    "freeze_trainable_layers": {"ge": -1000}, "save_steps": {"gt": 0}, "logging_steps": {"gt": 0},
-}
-
-
-def _parser_actions() -> dict[str, Any]:
-    from llamafactory.hparams import (
-        DataArguments,
-        FinetuningArguments,
-        GeneratingArguments,
-        ModelArguments,
-        TrainingArguments,
-    )
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, FinetuningArguments, GeneratingArguments))
-    return {a.dest: a for a in parser._actions if a.dest != "help"}
-
-
-def live_llamafactory_train_keys() -> set[str]:
-    """Every key ``llamafactory-cli train`` accepts, read from LLaMA-Factory's argument dataclasses
-    (imports transformers and LLaMA-Factory: several seconds)."""
-    return set(_parser_actions())
-
-
-def llamafactory_train_keys() -> set[str]:
-    """Every key ``llamafactory-cli train`` accepts: the list shipped in ``resources/llamafactory_keys.json``
-    when the installed LLaMA-Factory is the version it was read from (instant; a test keeps it equal
-    to the live list), else the live list."""
-    import importlib.metadata
-
-    fixed = json.loads((Path(__file__).resolve().parent / "resources" / "llamafactory_keys.json").read_text(encoding="utf-8"))
-    try:
-        installed = importlib.metadata.version("llamafactory")
-    except importlib.metadata.PackageNotFoundError:
-        installed = None
-    return set(fixed["keys"]) if installed == fixed["llamafactory"] else live_llamafactory_train_keys()
-
-
-def check_recipe(values: dict[str, Any], where: str) -> None:
-    """Each key known to LLaMA-Factory's parser, each value of the type its parser converts to,
-    within the choices it offers and the ranges of :data:`RECIPE_RANGES`; else a ConfigError."""
-    actions = _parser_actions()
-    for key, value in values.items():
-        if key not in actions:
-            raise unknown_key_error(key, actions, where, "LLaMA-Factory key")
-        action = actions[key]
-        if value is not None and callable(action.type) and not isinstance(value, (dict, list)):
-            try:
-                converted = action.type(format_value(value) if isinstance(value, bool) else str(value))
-            except (TypeError, ValueError):
-                kind = getattr(action.type, "__name__", "value")
-                raise ConfigError(f"{where}: {key} must be a valid {kind}, got {value!r}") from None
-            if action.choices and converted not in action.choices and str(converted) not in map(str, action.choices):
-                raise ConfigError(f"{where}: {key} must be one of {', '.join(map(str, action.choices))}, got {value!r}")
-            value = converted
-        if key in RECIPE_RANGES:
-            check_range(value, RECIPE_RANGES[key], key, where)

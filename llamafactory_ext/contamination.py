@@ -1,14 +1,18 @@
 """Check that evaluation questions do not appear in training files.
 
-    llamafactory-ext contamination TRAIN... task=italic|gsm8k [source=PATH] [output_dir=DIR]
-                                   [ngram=13] [threshold=0.5] [limit=N] [on_error=fail|skip]
+    llamafactory-ext contamination [CONFIG.yaml] TRAIN... task=italic|gsm8k|multit [source=PATH]
+                                   [output_dir=DIR] [ngram=13] [threshold=0.5] [limit=N] [on_error=fail|skip]
+    llamafactory-ext contamination data/multit_mixed.jsonl task=multit source=data/multit_mixed_val.jsonl
 
-Every argument without ``=`` is a training file (json, jsonl, parquet, csv, optionally .gz):
-files written by ``llamafactory-ext prepare`` (sharegpt ``messages``, ``{"text": ...}``), other
-LLaMA-Factory shapes (``conversations``/``from``/``value``, alpaca ``instruction``/``input``/
-``output``, ``prompt``/``chosen``/``rejected``) and raw sources (Mult-IT ``quiz.json``,
-ITALIC-shaped and GSM8K-shaped rows). The evaluation items come from ``task`` (ITALIC or the
-GSM8K test split; ``source=`` a local copy instead of the Hub).
+Every argument without ``=`` is a training file (json, jsonl, parquet, csv, optionally .gz; a first
+``.yaml`` argument is the config file, whose ``train_files`` list adds more): files written by
+``llamafactory-ext prepare`` (sharegpt ``messages``, ``{"text": ...}``), other LLaMA-Factory shapes
+(``conversations``/``from``/``value``, alpaca ``instruction``/``input``/``output``,
+``prompt``/``chosen``/``rejected``) and raw sources (Mult-IT ``quiz.json``, ITALIC-shaped and
+GSM8K-shaped rows). The evaluation items come from the evaluator's task of that name
+(``eval.tasks``), read by its own loader: ITALIC, the GSM8K test split, a Mult-IT held-out set
+(``source=`` a ``quiz.json``-shaped file or a prepared ``*_val.jsonl``); ``source=`` a local copy
+instead of the Hub.
 
 Two checks, both on text normalised by ``data.normalize.normalize_text`` (case folded, accents
 removed, punctuation turned into spaces, whitespace collapsed):
@@ -36,41 +40,73 @@ a row with no text field we know is counted as unreadable, never dropped silentl
 from __future__ import annotations
 
 import dataclasses
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from llamafactory_ext.config import (
-    ConfigError,
-    build,
-    describe,
-    parse_overrides,
-)
-from llamafactory_ext.data.overlap import TASKS, Report, find_contamination
+from llamafactory_ext.config import describe, from_argv, option
+from llamafactory_ext.data.overlap import ContaminationError, EvalItem, Report, check_params, check_train_files, scan
 
-USAGE = ("TRAIN... task=italic|gsm8k [source=PATH] [output_dir=DIR] [ngram=13] [threshold=0.5] "
+USAGE = ("[CONFIG.yaml] TRAIN... task=italic|gsm8k|multit [source=PATH] [output_dir=DIR] [ngram=13] [threshold=0.5] "
          "[limit=N] [on_error=fail|skip]")
 MAX_MD_PAIRS = 200
 
 
 @dataclasses.dataclass
 class ContaminationConfig:
-    """Keys of ``llamafactory-ext contamination TRAIN... key=value ...``."""
+    """Keys of ``llamafactory-ext contamination [CONFIG.yaml] TRAIN... key=value ...``."""
 
-    task: str = dataclasses.field(metadata={"help": "evaluation set to look for: italic | gsm8k (required)"})
-    source: str | None = dataclasses.field(default=None, metadata={"help": "evaluation data: local file or dir, or Hub id (default: the task's Hub copy)"})
-    output_dir: str | None = dataclasses.field(default=None, metadata={"help": "where contamination.json/.md go (default results/contamination/<task>)"})
-    ngram: int = dataclasses.field(default=13, metadata={"help": "word n-gram length of the ngram check (>= 1)"})
-    threshold: float = dataclasses.field(default=0.5, metadata={"help": "ngram match: share of the item's n-grams found in one row (0 < t <= 1)"})
-    limit: int | None = dataclasses.field(default=None, metadata={"help": "read at most N rows of each training file"})
-    on_error: Literal["fail", "skip"] = dataclasses.field(default="fail", metadata={"help": "malformed row: fail (stop, naming file/row/field) or skip (count it)"})
+    task: str = option(help="evaluation task whose items are looked for: italic | gsm8k | multit (required)")
+    train_files: list[str] = option([], "training files (also every argument without key=)")
+    source: str | None = option(None, "evaluation data: local file or dir, or Hub id (default: the task's Hub copy)")
+    output_dir: str | None = option(None, "where contamination.json/.md go (default results/contamination/<task>)")
+    ngram: int = option(13, "word n-gram length of the ngram check (>= 1)")
+    threshold: float = option(0.5, "ngram match: share of the item's n-grams found in one row (0 < t <= 1)")
+    limit: int | None = option(None, "read at most N rows of each training file")
+    on_error: Literal["fail", "skip"] = option("fail", "malformed row: fail (stop, naming file/row/field) or skip (count it)")
 
 
 def options_help() -> str:
-    return describe(ContaminationConfig) + "\n\ntasks: " + ", ".join(TASKS)
+    from llamafactory_ext.eval.tasks import item_tasks
 
+    return describe(ContaminationConfig) + "\n\ntasks: " + ", ".join(item_tasks())
+
+
+def item_task(name: str, source: str | None = None) -> Any:
+    """The evaluator's task ``name`` (an ``eval.tasks.ItemTask``) reading ``source``."""
+    from llamafactory_ext.eval.options import task_for
+    from llamafactory_ext.eval.tasks import ItemTask, item_tasks
+
+    task = task_for(name, "", source=source)
+    if not isinstance(task, ItemTask):
+        raise ContaminationError(f"task={name} has no items of ours to look for ({task.label} loads its own data); "
+                                 f"tasks with items: {', '.join(item_tasks())}")
+    return task
+
+
+def find_contamination(
+    train_files: Sequence[str | Path] | str | Path,
+    task: str,
+    source: str | None = None,
+    ngram: int = 13,
+    threshold: float = 0.5,
+    limit: int | None = None,
+    on_error: str = "fail",
+    items: Sequence[Any] | None = None,
+    progress: bool = False,
+) -> Report:
+    """Look for the items of the evaluator's task ``task`` in ``train_files`` (``data.overlap.scan``).
+
+    The items are read by the task's own loader from ``source``, or given as ``items`` (the task's
+    items, e.g. what the evaluator has loaded already, or :class:`EvalItem` objects)."""
+    spec = item_task(task, source)
+    check_params(ngram, threshold, limit, on_error)
+    paths = check_train_files(train_files)
+    loaded = spec.load() if items is None else items
+    eval_items = [x if isinstance(x, EvalItem) else spec.overlap_item(x) for x in loaded]
+    return scan(paths, eval_items, task=task, source=source, categories=spec.categories, ngram=ngram, threshold=threshold,
+                limit=limit, on_error=on_error, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,8 +121,17 @@ def _short(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _label_and_categories(name: str) -> tuple[str, dict[str, list[str]]]:
+    from llamafactory_ext.eval.tasks import TASKS
+
+    if name not in TASKS:
+        return name, {}
+    task = item_task(name)
+    return task.label, task.categories
+
+
 def render_markdown(report: Report) -> str:
-    label = TASKS[report.task]().label if report.task in TASKS else report.task
+    label, categories = _label_and_categories(report.task)
     files = ", ".join(f"`{f}`" for f in report.train_files)
     lines = [
         f"# Contamination check: {label}",
@@ -100,9 +145,7 @@ def render_markdown(report: Report) -> str:
         "| Category | Items | Matched | Share |",
         "|---|---:|---:|---:|",
     ]
-    macro_of = {}
-    if report.task in TASKS:
-        macro_of = {c: m for m, cats in TASKS[report.task]().categories.items() for c in cats}
+    macro_of = {c: m for m, cats in categories.items() for c in cats}
     shown_macro: set[str] = set()
     for cat, c in report.per_category.items():
         macro = macro_of.get(cat)
@@ -145,28 +188,9 @@ def write_report(report: Report, output_dir: str | Path) -> dict[str, Path]:
 # ---------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------
-_OPTION = re.compile(r"^[A-Za-z_][\w.]*=")
-
-
-def parse_argv(argv: Sequence[str]) -> tuple[list[str], ContaminationConfig]:
-    """(training files, options): arguments without ``key=`` are files (a ``.json`` file too)."""
-    files, overrides = [], []
-    for arg in argv:
-        if _OPTION.match(arg):
-            overrides.append(arg)
-        elif arg.startswith("-"):
-            raise ConfigError(f"unknown flag {arg!r}; usage: llamafactory-ext contamination {USAGE}")
-        else:
-            files.append(arg)
-    cfg = build(ContaminationConfig, parse_overrides(overrides), where="command line")
-    if not files:
-        raise ConfigError(f"no training file given; usage: llamafactory-ext contamination {USAGE}")
-    return files, cfg
-
-
 def main(argv: list[str]) -> int:
-    files, cfg = parse_argv(argv)
-    report = find_contamination(files, cfg.task, source=cfg.source, ngram=cfg.ngram, threshold=cfg.threshold,
+    cfg = from_argv(ContaminationConfig, argv, positional="train_files", config_suffixes=(".yaml", ".yml"))
+    report = find_contamination(cfg.train_files, cfg.task, source=cfg.source, ngram=cfg.ngram, threshold=cfg.threshold,
                                 limit=cfg.limit, on_error=cfg.on_error, progress=True)
     paths = write_report(report, cfg.output_dir or Path("results") / "contamination" / cfg.task)
     exact_pairs = sum(p.kind == "exact" for p in report.pairs)

@@ -113,7 +113,7 @@ def study_complete(out: Path) -> bool:
 # ---------------------------------------------------------------------------------------------
 def cpu_overrides(cfg: DemoConfig, lr: float, epochs: float) -> dict[str, Any]:
     """The tiny-model / CPU overrides of every training run (the report lists them)."""
-    from llamafactory_ext.testing import CPU_OVERRIDES
+    from llamafactory_ext.runtime import CPU_OVERRIDES
 
     return {**CPU_OVERRIDES, "learning_rate": lr, "num_train_epochs": epochs, "cutoff_len": cfg.cutoff_len,
             "gradient_accumulation_steps": 1, "logging_steps": 10, "save_steps": 100000}
@@ -211,13 +211,14 @@ def run_command(argv: list[str], out: Path, env: dict[str, str], log: Path, show
 
 
 def stage_settings(stage: Stage, out: Path, before: dict[str, Any] | None) -> dict[str, Any]:
-    """What a stage depends on: its commands, the files they read, and everything before it (a
-    new warm-up invalidates the study even though the study's own command did not change)."""
-    import hashlib
+    """What a stage depends on: its commands, the content identity of the files they read
+    (``provenance``), and everything before it (a new warm-up invalidates the study even though the
+    study's own command did not change), so a rerun says what changed: ``inputs.study.yaml: content
+    changed (sha 3f2a9c… -> 9b41e0…)``, ``after.commands[0][3]: 'a1' -> 'a2'``."""
+    from llamafactory_ext import provenance
 
-    inputs = {p: hashlib.sha256((out / p).read_bytes()).hexdigest() for p in stage.inputs if (out / p).is_file()}
-    upstream = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest() if before else None
-    return {"commands": stage.commands, "inputs": inputs, "after": upstream}
+    inputs = {p: {**provenance.identify(out / p), "path": p} for p in stage.inputs if (out / p).exists()}
+    return {"commands": stage.commands, "inputs": inputs, "after": before}
 
 
 def run_stage(stage: Stage, out: Path, env: dict[str, str], force: bool, before: dict[str, Any] | None = None) -> tuple[float, bool]:
@@ -259,7 +260,7 @@ def write_commands(out: Path, plan: list[Stage], env: dict[str, str]) -> None:
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
-    from llamafactory_ext.testing import cpu_env
+    from llamafactory_ext.runtime import cpu_env
 
     out = ensure_dir(Path(cfg.output_dir).resolve(), "output_dir")
     env = {**cpu_env(threads=1), "PYTHONUNBUFFERED": "1"}

@@ -1,7 +1,8 @@
 """Reasoning traces from a teacher for multiple-choice questions, kept only when correct.
 
 ``llamafactory-ext distill CONFIG.yaml [key=value ...]`` asks a teacher model each question of a
-multiple-choice data set (Mult-IT, or ITALIC-shaped data) in thinking mode, up to
+multiple-choice data set (Mult-IT, or ITALIC-shaped data: ``dataset`` names the evaluator's
+multiple-choice task whose loader reads ``source``) in thinking mode, up to
 ``samples_per_question`` times, and keeps the first sample that passes every filter:
 
   no_close_think    the output has no closing ``</think>`` (unfinished or cut at max_new_tokens)
@@ -13,7 +14,7 @@ multiple-choice data set (Mult-IT, or ITALIC-shaped data) in thinking mode, up t
   duplicate_trace   exactly the same trace text was already kept for another question
 
 Prompts are the training prompts of the Mult-IT converters: system "Sei un assistente utile.",
-the user turn of ``data.mcq.build_messages`` (variant ``fast``), encoded by LLaMA-Factory's own
+the user turn of ``data.mcq.build_messages`` (variant ``fast``; the task's own ``messages``), encoded by LLaMA-Factory's own
 template in ``think`` mode (``prompts.PromptEncoder``). Outputs are split at the last ``</think>``
 (``thinking.split_output``); the answer letter comes from the evaluator's extraction chain
 (``eval.extract.extract_choice``).
@@ -67,7 +68,7 @@ class DistillConfig:
     source: str | list[str] | None = option(None, "multiple-choice file (Mult-IT quiz.json, ITALIC jsonl), a list of files, or a Hub id")
     output: str | None = option(None, "traces JSONL to write / resume")
     teacher: dict = option({}, "{model: ..., adapter: null, template: qwen3}")
-    dataset: Literal["multit", "italic"] = option("multit", "how to read source: multit | italic")
+    dataset: str = option("multit", "the evaluator's multiple-choice task whose loader reads source: multit | italic")
     backend: Literal["hf", "vllm"] = option("hf", "hf | vllm (the evaluator's engines)")
     samples_per_question: int = option(1, "k: tries per question, the first good one is kept", ge=1)
     temperature: float = option(0.6, "sampling temperature (Qwen3 thinking: 0.6)", ge=0.0)
@@ -78,7 +79,7 @@ class DistillConfig:
     variant: Literal["fast", "cot"] = option("fast", "user prompt variant (the Mult-IT converters train 'fast')")
     system: str | None = option(None, "system prompt (default: 'Sei un assistente utile.')")
     batch_size: int = option(8, "questions per generate call (vllm: use 256+)", ge=1)
-    engine: dict = option({}, "extra load_engine options: device, dtype, gpu_memory_utilization, ...")
+    engine: dict = option({}, "extra options of the evaluator's engines: device, dtype, gpu_memory_utilization, ...")
     overwrite: bool = option(False, "start over when output has other settings")
     progress: bool = option(True, "progress bar (items/s, ETA) on stderr")
 
@@ -176,21 +177,37 @@ def _trace_hash(trace: str) -> str:
 # ----------------------------------------------------------------------------- I/O
 
 
+def question_task(cfg: DistillConfig, where: str = "config") -> Any:
+    """The evaluator's multiple-choice task ``dataset`` (an ``eval.mcq.MCQTask``) reading ``source``:
+    its loader, prompt and system prompt are the ones evaluation uses."""
+    from llamafactory_ext.eval.mcq import MCQTask
+    from llamafactory_ext.eval.options import task_for
+    from llamafactory_ext.eval.tasks import item_tasks, task_class
+
+    if not issubclass(task_class(cfg.dataset, f"{where}: dataset"), MCQTask):
+        raise DistillError(f"{where}: dataset={cfg.dataset}: distill asks multiple-choice questions; "
+                           f"the multiple-choice tasks are {', '.join(item_tasks(MCQTask))}")
+    return task_for(cfg.dataset, source=cfg.source, limit=cfg.limit, variant=cfg.variant)
+
+
 def load_items(cfg: DistillConfig) -> list[Any]:
-    if cfg.dataset == "multit":
-        from llamafactory_ext.data.multit import load_multit
+    return question_task(cfg).load()
 
-        return load_multit(cfg.source, limit=cfg.limit)
-    from llamafactory_ext.data.italic import load_italic
 
-    if isinstance(cfg.source, list):
-        items: list[Any] = []
-        for one in cfg.source:
-            items += load_italic(one, limit=None if cfg.limit is None else cfg.limit - len(items))
-            if cfg.limit is not None and len(items) >= cfg.limit:
-                break
-        return items
-    return load_italic(cfg.source, limit=cfg.limit)
+def engine_options(cfg: DistillConfig, where: str) -> dict[str, Any]:
+    """``engine``, each key checked against the options of the evaluator's engines (a misspelt key
+    would otherwise be ignored)."""
+    import inspect
+
+    from llamafactory_ext.config import unknown_key_error
+    from llamafactory_ext.eval.engine import HFEngine, VLLMEngine
+
+    known = {name for cls in (HFEngine, VLLMEngine) for name, p in inspect.signature(cls.__init__).parameters.items()
+             if p.kind is p.POSITIONAL_OR_KEYWORD} - {"self", "model_name_or_path", "adapter_name_or_path"}
+    for key in cfg.engine or {}:
+        if key not in known:
+            raise DistillError(str(unknown_key_error(f"engine.{key}", {f"engine.{k}" for k in known}, where)))
+    return dict(cfg.engine or {})
 
 
 def key_of(item: Any) -> str:
@@ -335,11 +352,11 @@ def _encoder(cfg: DistillConfig, teacher: Teacher, engine: Any, where: str):
 def run(cfg: DistillConfig, where: str = "config", engine: Any = None, log: Callable[[str], None] = print) -> Stats:
     """Distill ``cfg``; ``engine`` (tests) replaces ``eval.engine.load_engine(...)``: anything with a
     ``tokenizer`` and ``generate(prompts, params) -> [Generation]``."""
-    from llamafactory_ext.data.mcq import SYSTEM_PROMPT, build_messages
-
     out = _check(cfg, where)
     teacher = teacher_of(cfg, where)
-    items = load_items(cfg)
+    engine_keys = engine_options(cfg, where)
+    task = question_task(cfg, where)
+    items = task.load()
     if not items:
         raise DistillError(f"{cfg.source}: no questions")
     meta = _meta(cfg, teacher)
@@ -366,14 +383,14 @@ def run(cfg: DistillConfig, where: str = "config", engine: Any = None, log: Call
                 from llamafactory_ext.eval.engine import load_engine
 
                 engine = load_engine(cfg.backend, teacher.model, teacher.adapter,
-                                     **{"batch_size": cfg.batch_size, "seed": cfg.seed, **(cfg.engine or {})})
+                                     **{"batch_size": cfg.batch_size, "seed": cfg.seed, **engine_keys})
             encoder = _encoder(cfg, teacher, engine, where)
-            system = cfg.system if cfg.system is not None else SYSTEM_PROMPT
+            system = cfg.system if cfg.system is not None else task.system()
             started = time.time()
             bar = _bar(cfg, len(todo))
             for start in range(0, len(todo), cfg.batch_size):
                 chunk = todo[start:start + cfg.batch_size]
-                prompts = {key: encoder.encode(build_messages(item, variant=cfg.variant), system) for key, item in chunk}
+                prompts = {key: encoder.encode(task.messages(item), system) for key, item in chunk}
                 state = _ask(cfg, engine, prompts, chunk, kept_traces, rejects)
                 for key, item in chunk:
                     row = _row(key, item, state[key], len(prompts[key]))
@@ -416,14 +433,9 @@ def options_help() -> str:
     return describe(DistillConfig)
 
 
-def load_config(argv: list[str]) -> tuple[DistillConfig, str]:
-    """``CONFIG.yaml key=value ...``; nested overrides merge (``teacher.model=...`` keeps ``teacher.template``)."""
-    from llamafactory_ext.config import from_argv, split_argv
-
-    return from_argv(DistillConfig, argv), split_argv(argv)[0] or "command line"
-
-
 def main(argv: list[str]) -> int:
-    cfg, where = load_config(argv)
-    run(cfg, where)
+    """``CONFIG.yaml key=value ...``; nested overrides merge (``teacher.model=...`` keeps ``teacher.template``)."""
+    from llamafactory_ext.config import argv_where, from_argv
+
+    run(from_argv(DistillConfig, argv), argv_where(argv))
     return 0

@@ -10,7 +10,9 @@
   traces) and resumes after a crash: a torn last line is cut off, and the settings that produced
   the rows are recorded beside them (``NAME.settings.json``); a resume under different settings
   is refused, naming what changed, unless ``overwrite=true``.
-- :func:`check_settings` is that settings check on its own (sweep and study trials).
+- :func:`check_settings` is that settings check on its own (sweep and study trials). Its message
+  names each changed leaf (``diffs.settings_diff``: ``engine.device: 'cpu' -> 'cuda'``) and a content
+  identity (``provenance.identify``) as ``model: content changed (sha 3f2a9c… -> 9b41e0…)``.
 - :class:`FolderLock` takes an exclusive ``flock`` on ``FOLDER/.lock``, so two runs writing into
   one output folder fail fast instead of interleaving their rows.
 """
@@ -24,10 +26,12 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
 from llamafactory_ext.config import UserError
+from llamafactory_ext.diffs import settings_diff  # also handed on: callers import it from io
 
 try:
     import orjson as _orjson
@@ -243,21 +247,19 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``key: old -> new`` for every setting that differs."""
-    keys = sorted(set(old) | set(new))
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
-
-
 def check_settings(record: str | os.PathLike, settings: dict[str, Any], overwrite: bool = False,
-                   what: str = "outputs", has_outputs: bool = True, discard: Any = None) -> str:
+                   what: str = "outputs", has_outputs: bool = True, discard: Any = None,
+                   differ: Callable[[dict, dict], list[str]] = settings_diff, max_shown: int | None = 6,
+                   made_with: str = "other settings") -> str:
     """Compare ``settings`` with the ones recorded at ``record`` and record the new ones.
 
     Returns ``"new"`` (nothing recorded, or no outputs to protect), ``"same"`` (resume) or
     ``"overwrite"`` (different, and ``overwrite`` was given: ``discard()`` removes the old outputs
     before the new settings are recorded, so a crash in between never leaves old outputs under new
     settings). Raises :class:`ResumeError` when outputs exist and the settings differ without
-    ``overwrite``, or when outputs exist with no record at all.
+    ``overwrite``, or when outputs exist with no record at all. ``differ(old, new)`` names the
+    differences (``diffs.settings_diff``; ``provenance.diff`` for a provenance record), of which the
+    message shows ``max_shown`` (None: all).
     """
     record = Path(record)
     settings = _plain(settings)
@@ -267,15 +269,16 @@ def check_settings(record: str | os.PathLike, settings: dict[str, Any], overwrit
             old = json.loads(record.read_text(encoding="utf-8"))
         except ValueError:
             old = {"(unreadable settings file)": str(record)}
-        diff = settings_diff(old, settings)
+        diff = differ(old, settings)
         if not diff:
             return "same"
         if not has_outputs:  # an earlier start failed before its first output: nothing to protect
             atomic_write_json(record, settings)
             return "new"
         if not overwrite:
-            shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
-            raise ResumeError(f"{what} were made with other settings ({shown}); "
+            n = len(diff) if max_shown is None else max_shown
+            shown = "; ".join(diff[:n]) + (f"; and {len(diff) - n} more" if len(diff) > n else "")
+            raise ResumeError(f"{what} were made with {made_with} ({shown}); "
                               "write elsewhere or pass overwrite=true to start over")
         status = "overwrite"
     elif has_outputs and not overwrite:
@@ -380,30 +383,42 @@ def read_jsonl(path: str | os.PathLike, repair_tail: bool = False, counter: Any 
 # output-folder lock
 # ---------------------------------------------------------------------------------------------
 class FolderLock:
-    """``with FolderLock(output_dir):`` one run at a time per output folder (``flock``, fails fast)."""
+    """``with FolderLock(output_dir):`` one run at a time per output folder (``flock``). It fails
+    fast, or waits up to ``wait`` seconds for the holder (a short read-modify-write of a shared
+    file, such as registering in ``dataset_info.json``). ``remove=True`` deletes the lock file on
+    release (while still holding it; a waiter that then holds a deleted file tries again), so a
+    data folder keeps no lock files."""
 
     def __init__(self, folder: str | os.PathLike, what: str = "output_dir", name: str = ".lock",
-                 label: str | os.PathLike | None = None) -> None:
+                 label: str | os.PathLike | None = None, wait: float = 0.0, remove: bool = False) -> None:
         self.folder = Path(folder)
         self.what = what
         self.name = name  # one lock file per folder (default), or per output file in it
         self.label = str(label) if label is not None else str(self.folder)
+        self.wait = wait
+        self.remove = remove
         self._fh = None
 
     def __enter__(self) -> Self:
         ensure_dir(self.folder, self.what)
-        lock = self.folder / self.name
-        fh = open(lock, "a+")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
+        path = self.folder / self.name
+        deadline = time.monotonic() + self.wait
+        while True:
+            fh = open(path, "a+")
+            if _try_flock(fh):
+                if _same_file(fh, path):
+                    break
+                fh.close()  # the holder removed it as we waited: lock the new one
+                continue
+            if time.monotonic() < deadline:
+                fh.close()
+                time.sleep(0.01)
+                continue
             fh.seek(0)
             holder = fh.read().strip() or "another process"
             fh.close()
             raise OutputError(f"{self.what} {self.label} is in use by {holder}; wait for that run to "
-                              f"finish or choose another {self.what}") from None
+                              f"finish or choose another {self.what}")
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%H:%M:%S')}")
@@ -413,6 +428,25 @@ class FolderLock:
 
     def __exit__(self, *exc: object) -> None:
         if self._fh is not None:
+            if self.remove:
+                (self.folder / self.name).unlink(missing_ok=True)
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+
+
+def _same_file(fh: Any, path: Path) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _try_flock(fh: Any) -> bool:
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        return False

@@ -13,10 +13,10 @@ a wheel carries a copy of them inside the package (``llamafactory_ext/_shipped/`
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 from llamafactory_ext.config import UserError, from_argv, option
+from llamafactory_ext.io import atomic_write_bytes
 
 USAGE = "[list] | copy NAME [dest=PATH] [overwrite=true]"
 PACKAGE = Path(__file__).resolve().parent
@@ -90,11 +90,11 @@ def copy(argv: list[str]) -> Path:
     src = find_recipe(str(opts.name[0]))
     rel = src.relative_to(shipped_root())
     dest = Path(opts.dest) if opts.dest else Path.cwd() / rel
+    if dest.is_dir():
+        raise UserError(f"{dest} is a folder; give dest=FILE.yaml")
     if dest.exists() and not opts.overwrite:
         raise UserError(f"{dest} exists; pass overwrite=true or dest=OTHER.yaml")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)
-    return dest
+    return atomic_write_bytes(dest, src.read_bytes())
 
 
 def listing() -> str:

@@ -50,11 +50,15 @@ class SplitOutput:
     answer: str
     closed: bool
     opened: bool
+    opens: int = 0   # how many <think> the text holds
+    closes: int = 0  # how many </think>
+    leads: bool = False  # the text (leading whitespace aside) starts with <think>
 
     @property
     def balanced(self) -> bool:
-        """Tags balanced: either no tags at all or one opening before the closing one."""
-        return self.opened == self.closed
+        """Tags balanced, by count: no tag at all, or exactly one ``<think>`` at the start and exactly
+        one ``</think>`` after it (``<think>a</think>b</think>`` is not balanced)."""
+        return (self.opens, self.closes) == (0, 0) or (self.opens, self.closes, self.leads) == (1, 1, True)
 
 
 def split_output(text: str) -> SplitOutput:
@@ -62,17 +66,18 @@ def split_output(text: str) -> SplitOutput:
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     opened = THINK_OPEN in text
+    counts = {"opens": text.count(THINK_OPEN), "closes": text.count(THINK_CLOSE), "leads": text.lstrip().startswith(THINK_OPEN)}
     idx = text.rfind(THINK_CLOSE)
     if idx < 0:
         body = text
         if opened:
             body = body[body.find(THINK_OPEN) + len(THINK_OPEN):]
-            return SplitOutput(reasoning=body.strip(), answer="", closed=False, opened=True)
-        return SplitOutput(reasoning="", answer=text.strip(), closed=False, opened=False)
+            return SplitOutput(reasoning=body.strip(), answer="", closed=False, opened=True, **counts)
+        return SplitOutput(reasoning="", answer=text.strip(), closed=False, opened=False, **counts)
     head, answer = text[:idx], text[idx + len(THINK_CLOSE):]
     start = head.find(THINK_OPEN)
     reasoning = head[start + len(THINK_OPEN):] if start >= 0 else head
-    return SplitOutput(reasoning=reasoning.strip(), answer=answer.strip(), closed=True, opened=start >= 0)
+    return SplitOutput(reasoning=reasoning.strip(), answer=answer.strip(), closed=True, opened=start >= 0, **counts)
 
 
 def strip_thought(text: str) -> str:

@@ -81,7 +81,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """The tiny Qwen3 with Qwen3's full vocabulary and real ids (prompt parity, tokenizer tests)."""
-    from llamafactory_ext.testing import build_tiny_qwen3
+    from llamafactory_ext.fixtures import build_tiny_qwen3
 
     return once_per_run(tmp_path_factory, "tiny-qwen3", build_tiny_qwen3)
 
@@ -90,7 +90,7 @@ def tiny_model(tmp_path_factory) -> Path:
 def small_model(tmp_path_factory) -> Path:
     """The tiny Qwen3 with Qwen's BPE cut to the shipped texts (``vocab=small``): training on CPU
     costs ~20 times less than with the 151,936-row output layer (recipe and e2e runs)."""
-    from llamafactory_ext.testing import build_tiny_qwen3
+    from llamafactory_ext.fixtures import build_tiny_qwen3
 
     return once_per_run(tmp_path_factory, "small-qwen3",
                         lambda out: build_tiny_qwen3(out, num_layers=2, hidden_size=64, vocab="small"))
@@ -142,7 +142,7 @@ def samples_dataset_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama3(tmp_path_factory) -> Path:
     """The tiny LLaMA-3 with Llama-3's full vocabulary and real ids (128,256 rows; id tests)."""
-    from llamafactory_ext.testing import build_tiny_llama3
+    from llamafactory_ext.fixtures import build_tiny_llama3
 
     return once_per_run(tmp_path_factory, "tiny-llama3", build_tiny_llama3)
 
@@ -151,7 +151,7 @@ def tiny_llama3(tmp_path_factory) -> Path:
 def small_llama3(tmp_path_factory) -> Path:
     """The tiny LLaMA-3 with Meta's BPE cut to the shipped texts (``arch=llama3 vocab=small``): the
     ANITA recipe runs and the lm-eval suite on CPU."""
-    from llamafactory_ext.testing import build_tiny_llama3
+    from llamafactory_ext.fixtures import build_tiny_llama3
 
     return once_per_run(tmp_path_factory, "small-llama3", lambda out: build_tiny_llama3(out, vocab="small"))
 

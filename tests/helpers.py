@@ -27,7 +27,7 @@ SFT_RECIPES = [name for name in TRAIN_RECIPES if yaml.safe_load((RECIPES_DIR / f
 
 def run_cmd(args: list, cwd: Path | None = None, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run a real subprocess on CPU, offline; the caller asserts on it (``output_tail`` for messages)."""
-    from llamafactory_ext.testing import cpu_env
+    from llamafactory_ext.runtime import cpu_env
 
     return subprocess.run([str(a) for a in args], cwd=cwd, env=env or cpu_env(), capture_output=True, text=True, timeout=timeout, check=False)
 

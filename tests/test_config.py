@@ -5,13 +5,13 @@ import pytest
 from llamafactory_ext.config import (
     ConfigError,
     build,
-    check_recipe,
     format_value,
     from_argv,
     load_config,
     option,
     split_argv,
 )
+from llamafactory_ext.recipe_keys import check_recipe
 
 
 @dataclasses.dataclass
@@ -138,3 +138,62 @@ def test_a_value_yaml_cannot_read_is_one_line_not_a_traceback(capsys):
     assert main(["plan", "recipes/v3_mixed.yaml", 'lora_rank="${x}"']) == 2
     err = capsys.readouterr().err
     assert "command line" in err and "Traceback" not in err
+
+
+@dataclasses.dataclass
+class Italic:
+    task: str = "italic"
+    shots: int = 0
+
+
+@dataclasses.dataclass
+class Math:
+    task: str = "italic"
+    split: str = "test"
+
+
+@dataclasses.dataclass
+class Files:
+    files: list = dataclasses.field(default_factory=list)
+    task: str = "x"
+
+
+def test_from_argv_picks_the_class_from_the_keys_and_reads_the_file_once(tmp_path, monkeypatch):
+    from llamafactory_ext import config
+
+    reads = []
+    original = config._file_config
+    monkeypatch.setattr(config, "_file_config", lambda path: reads.append(path) or original(path))
+    cfg = tmp_path / "e.yaml"
+    cfg.write_text("task: math\n")
+
+    def pick(data):
+        return Math if data.get("task") == "math" else Italic
+
+    assert from_argv(pick, [str(cfg), "split=train"]) == Math(task="math", split="train")
+    assert len(reads) == 1
+    assert from_argv(pick, ["shots=5"]) == Italic(shots=5)
+    with pytest.raises(ConfigError, match=r"^command line: unknown key 'shots'"):
+        from_argv(pick, [str(cfg), "shots=5"])  # a key of the other class, typed: the command line is named
+    cfg.write_text("task: math\nshots: 5\n")
+    with pytest.raises(ConfigError, match=r"e.yaml: unknown key 'shots'"):
+        from_argv(pick, [str(cfg)])  # in the file: the file is named
+    cfg.write_text("task: math\nsplit: [a]\n")
+    with pytest.raises(ConfigError, match=r"e.yaml: split must be a string"):
+        from_argv(pick, [str(cfg)])
+    with pytest.raises(ConfigError, match=r"^command line: split must be a string"):
+        from_argv(pick, [str(cfg), "split=[b]"])
+
+
+def test_from_argv_positional_values_after_a_config_file(tmp_path):
+    from llamafactory_ext.config import argv_where
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: gsm8k\nfiles: [b.jsonl]\n")
+    got = from_argv(Files, [str(cfg), "a.json", "task=italic"], positional="files", config_suffixes=(".yaml", ".yml"))
+    assert got == Files(files=["a.json", "b.jsonl"], task="italic")
+    # without config suffixes (or with a .json first) every value is positional
+    assert from_argv(Files, ["a.json", "b.yaml"], positional="files").files == ["a.json", "b.yaml"]
+    with pytest.raises(ConfigError, match="unknown flag '-x'"):
+        from_argv(Files, ["a.json", "-x"], positional="files")
+    assert argv_where([str(cfg), "k=v"]) == str(cfg) and argv_where(["k=v"]) == "command line"

@@ -14,17 +14,10 @@ import pytest
 
 from llamafactory_ext import cli
 from llamafactory_ext.config import UserError
-from llamafactory_ext.contamination import render_markdown, write_report
+from llamafactory_ext.contamination import find_contamination, render_markdown, write_report
 from llamafactory_ext.data.normalize import normalize_text
-from llamafactory_ext.data.overlap import (
-    ContaminationError,
-    EvalIndex,
-    EvalItem,
-    find_contamination,
-    normalized,
-    read_row,
-    split_prompt,
-)
+from llamafactory_ext.data.overlap import ContaminationError, EvalIndex, EvalItem, normalized
+from llamafactory_ext.data.row_text import read_row, split_prompt
 from tests.helpers import output_tail, run_cmd
 
 CULTURE, LANGUAGE = "culture and commonsense", "language capability"
@@ -442,3 +435,107 @@ def test_module_runs_without_gpu_deps():
             "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))")
     proc = run_cmd([sys.executable, "-c", code], timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", output_tail(proc)
+
+
+# ---------------------------------------------------------------------------------------------
+# every eval task with items can be checked: Mult-IT (task=multit), from the one task registry
+# ---------------------------------------------------------------------------------------------
+MULTIT_HELD_OUT = [
+    {"question": "Quale poeta fiorentino scrisse la Divina Commedia, il poema in tre cantiche composto all'inizio del Trecento?",
+     "choices": ["Dante Alighieri", "Francesco Petrarca", "Giovanni Boccaccio", "Guido Cavalcanti"], "answer": "A",
+     "category": "letteratura"},
+    {"question": "Qual è la montagna più alta delle Alpi, al confine tra la Valle d'Aosta e la Francia?",
+     "choices": ["Monte Bianco", "Monte Rosa", "Cervino", "Gran Paradiso"], "answer": 0, "category": "geografia"},
+    {"question": "Quale mare bagna la città di Venezia e le coste orientali della penisola italiana fino alla Puglia?",
+     "choices": ["Adriatico", "Tirreno", "Ionio", "Ligure"], "answer": "A", "category": "geografia"},
+    {"question": "Come si chiama il plurale della parola uovo?", "choices": ["uova", "uovi"], "answer": "A", "category": "lingua"},
+    {"question": "In quale città si trova il Colosseo, l'anfiteatro costruito dagli imperatori della dinastia flavia nel primo secolo?",
+     "choices": ["Roma", "Verona", "Pompei", "Capua"], "answer": "A", "category": "storia"},
+]
+MH = [r["question"] for r in MULTIT_HELD_OUT]
+
+
+def test_multit_training_file_against_task_multit_finds_the_planted_questions(tmp_path, capsys):
+    """Mult-IT-shaped training rows (question / choices / answer) against a Mult-IT held-out quiz:
+    exactly the three planted questions are reported, through the command with a CONFIG.yaml."""
+    held_out = tmp_path / "held_out_quiz.json"
+    held_out.write_text(json.dumps(MULTIT_HELD_OUT, ensure_ascii=False), encoding="utf-8")
+    train_rows = [
+        FILLER[0],
+        {"question": MH[0].upper(), "choices": MULTIT_HELD_OUT[0]["choices"], "answer": "A"},             # row 2: exact
+        FILLER[1],
+        {"question": MH[4], "choices": MULTIT_HELD_OUT[4]["choices"][::-1], "answer": "D"},               # row 4: exact
+        {"question": f"Domanda di ripasso: {MH[2]} Rispondi con una lettera.", "choices": ["Sì", "No"], "answer": "A"},  # row 5: ngram
+        {"question": "Qual è la montagna più alta d'Europa secondo i geografi?", "choices": ["Elbrus", "Etna"], "answer": "A"},
+        {"question": "Come si chiama il plurale della parola bue?", "choices": ["buoi", "bui"], "answer": "A"},
+        FILLER[2],
+    ]
+    train = tmp_path / "multit_train_quiz.json"
+    train.write_text(json.dumps(train_rows, ensure_ascii=False), encoding="utf-8")
+    expected = {(2, "0", "exact"), (4, "4", "exact"), (5, "2", "ngram")}
+
+    report = find_contamination([train], "multit", source=str(held_out))
+    assert pair_set(report) == expected and report.items == 5 and report.rows_read == 8
+
+    config = tmp_path / "contamination.yaml"
+    out = tmp_path / "out"
+    config.write_text(f"task: multit\nsource: {held_out}\noutput_dir: {out}\n", encoding="utf-8")
+    assert cli.main(["contamination", str(config), str(train)]) == 0
+    assert "matched: 3 of 5 items" in capsys.readouterr().out
+    data = json.loads((out / "contamination.json").read_text(encoding="utf-8"))
+    assert {(p["train_row"], p["eval_id"], p["kind"]) for p in data["pairs"]} == expected
+    assert data["task"] == "multit" and data["per_category"]["geografia"] == {"items": 2, "matched": 1}
+    assert "# Contamination check: Mult-IT" in (out / "contamination.md").read_text(encoding="utf-8")
+
+
+def test_prepared_train_split_against_its_own_val_split(tmp_path):
+    """``prepare multit_nothink val_size=...`` keeps every question on one side: its train file holds
+    none of its _val questions; a _val row copied into the training file is the one reported."""
+    from llamafactory_ext.data import get_spec
+    from llamafactory_ext.data.prepare import options_class, run
+
+    quiz = tmp_path / "quiz.json"
+    quiz.write_text(json.dumps(MULTIT_HELD_OUT + FILLER + planted_quiz()[1:7], ensure_ascii=False), encoding="utf-8")
+    options = options_class(get_spec("multit_nothink"))(source=str(quiz), out_dir=str(tmp_path / "data"), register=False,
+                                                         val_size=0.3)
+    run("multit_nothink", options, quiet=True)
+    train, val = tmp_path / "data" / "multit_nothink.jsonl", tmp_path / "data" / "multit_nothink_val.jsonl"
+    assert find_contamination([train], "multit", source=str(val)).pairs == []
+    val_rows = val.read_text(encoding="utf-8").splitlines()
+    train_lines = train.read_text(encoding="utf-8").splitlines()
+    train.write_text("\n".join([*train_lines, val_rows[1]]) + "\n", encoding="utf-8")
+    report = find_contamination([train], "multit", source=str(val))
+    assert pair_set(report) == {(len(train_lines) + 1, "1", "exact")}
+
+
+def test_empty_training_file_and_a_suite_task_are_one_line_errors(tmp_path, italic_file, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    assert cli.main(["contamination", str(empty), "task=italic", f"source={italic_file}", f"output_dir={tmp_path / 'o'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"llamafactory-ext contamination: error: {empty}: no rows (an empty training file): nothing to check"]
+    assert not (tmp_path / "o").exists()
+    train = write_jsonl(tmp_path / "t.jsonl", [FILLER[0]])
+    assert cli.main(["contamination", str(train), "task=lm_eval"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "task=lm_eval has no items of ours" in err and "multit" in err
+
+
+def test_eval_from_recipe_warns_about_multit_questions_in_the_recipes_data(tmp_path):
+    """The evaluator's own check uses the same registry: task=multit is checked too (it was not)."""
+    from llamafactory_ext.eval.resolve import load_items, resolve
+    from llamafactory_ext.eval.runner import contamination_warnings
+    from tests.eval.common import make_cfg
+
+    held_out = tmp_path / "held_out_quiz.json"
+    held_out.write_text(json.dumps(MULTIT_HELD_OUT, ensure_ascii=False), encoding="utf-8")
+    data = tmp_path / "ds"
+    (data / "data").mkdir(parents=True)
+    write_jsonl(data / "data" / "train.jsonl", [FILLER[0], {"question": MH[3], "choices": ["uova", "uovi"], "answer": "A"}])
+    (data / "dataset_info.json").write_text(json.dumps({"mine": {"file_name": "data/train.jsonl"}}), encoding="utf-8")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"model_name_or_path: m\ntemplate: qwen3\ndataset: mine\ndataset_dir: {data}\n", encoding="utf-8")
+    r = resolve(make_cfg(task="multit", source=str(held_out), from_recipe=str(recipe), output_dir=str(tmp_path / "o")))
+    (warning,) = contamination_warnings(r, load_items(r))
+    assert warning.startswith("1 of 5 evaluation items appear in the recipe's training data (train.jsonl)")
+    assert f"task=multit source={held_out}" in warning

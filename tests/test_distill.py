@@ -12,6 +12,7 @@ import json
 import pytest
 
 from llamafactory_ext import distill
+from llamafactory_ext.config import from_argv
 from llamafactory_ext.data.mcq import MCQItem
 from llamafactory_ext.eval.engine import Generation
 
@@ -164,6 +165,12 @@ def test_a_hand_edited_row_without_its_key_is_named(quiz, tmp_path, tiny_tokeniz
         (["source=q.json", "output=.", "teacher.model=m"], r"output=\. is a folder; give a file name"),
         (["source=q.json", "output=x.jsonl", "teacher.model=m", "max_new_tokens=0"], "max_new_tokens must be >= 1"),
         (["source=q.json", "output=x.jsonl", "teacher.model=m", "system=${HOME}", "top_p=0"], "top_p must be > 0"),
+        # a misspelt engine key was silently ignored (the engine ran on its default device)
+        (["source=q.json", "output=x.jsonl", "teacher.model=m", "engine.devcie=cpu"],
+         r"command line: unknown key 'engine.devcie' \(did you mean 'engine.device'\?\)"),
+        (["source=q.json", "output=x.jsonl", "teacher.model=m", "dataset=gsm8k"],
+         "dataset=gsm8k: distill asks multiple-choice questions; the multiple-choice tasks are italic, multit"),
+        (["source=q.json", "output=x.jsonl", "teacher.model=m", "dataset=italc"], r"unknown task 'italc' \(did you mean 'italic'\?\)"),
     ],
 )
 def test_bad_config(tmp_path, monkeypatch, argv, message):
@@ -178,7 +185,7 @@ def test_missing_source_file_names_it(tmp_path):
 
 
 def test_yaml_config_and_nested_override(tmp_path, repo_root):
-    cfg, _ = distill.load_config([str(repo_root / "recipes/distill/multit_qwen3.yaml"), "teacher.model=/m", "source=q.json"])
+    cfg = from_argv(distill.DistillConfig, [str(repo_root / "recipes/distill/multit_qwen3.yaml"), "teacher.model=/m", "source=q.json"])
     assert cfg.teacher == {"model": "/m", "adapter": None, "template": "qwen3"}
     assert (cfg.temperature, cfg.top_p, cfg.dataset) == (0.6, 0.95, "multit")
 
@@ -232,7 +239,7 @@ def test_several_source_files_read_in_turn(tmp_path, tiny_tokenizer):
     a, b = tmp_path / "a.json", tmp_path / "c.json"
     a.write_text(json.dumps(rows[:4], ensure_ascii=False), encoding="utf-8")
     b.write_text(json.dumps(rows[4:], ensure_ascii=False), encoding="utf-8")
-    cfg, _ = distill.load_config([f"source=[{a},{b}]", f"output={tmp_path / 'traces.jsonl'}", "teacher.model=x",
+    cfg = from_argv(distill.DistillConfig, [f"source=[{a},{b}]", f"output={tmp_path / 'traces.jsonl'}", "teacher.model=x",
                                   "samples_per_question=2", "progress=false"])
     distill.run(cfg, engine=ScriptedTeacher(tiny_tokenizer))
     out = [json.loads(line) for line in (tmp_path / "traces.jsonl").read_text().splitlines()]

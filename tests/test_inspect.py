@@ -135,7 +135,7 @@ def _llamafactory_encoded(recipe: dict, tiny_model, tokenizer, output_dir: Path)
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.hparams import get_train_args
 
-    from llamafactory_ext.testing import CPU_OVERRIDES
+    from llamafactory_ext.runtime import CPU_OVERRIDES
 
     assert str(recipe["template"]).startswith("qwen3")
     args = {**recipe, **CPU_OVERRIDES, "model_name_or_path": str(tiny_model), "output_dir": str(output_dir)}
@@ -466,7 +466,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, samples_dir, tiny_model, caps
 def test_cli_subprocess_json_and_error_exit_status(samples_dir, small_model):
     """The command line in a fresh process; the small-vocabulary tokenizer (what is checked here is
     the JSON and the exit status; LLaMA-Factory's data pipeline hashes a 151k-token one for seconds)."""
-    from llamafactory_ext.testing import cpu_env
+    from llamafactory_ext.runtime import cpu_env
 
     proc = subprocess.run(
         [sys.executable, "-m", "llamafactory_ext.cli", "inspect", str(RECIPES_DIR / "v1_nothink.yaml"),
@@ -484,8 +484,8 @@ def test_cli_subprocess_json_and_error_exit_status(samples_dir, small_model):
 def test_fixture_tokenizer_is_built_once_into_the_cache(tmp_path, monkeypatch):
     from tokenizers import Tokenizer
 
+    from llamafactory_ext.fixtures import QWEN3_IDS
     from llamafactory_ext.inspect import CACHE_ENV, fixture_tokenizer_dir
-    from llamafactory_ext.testing import QWEN3_IDS
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     first = fixture_tokenizer_dir()
@@ -495,3 +495,19 @@ def test_fixture_tokenizer_is_built_once_into_the_cache(tmp_path, monkeypatch):
     stamp = (first / "tokenizer.json").stat().st_mtime_ns
     assert fixture_tokenizer_dir() == first and (first / "tokenizer.json").stat().st_mtime_ns == stamp
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+def test_trust_remote_code_is_one_warning_naming_the_folder(samples_dir, tiny_model, capsys):
+    """``trust_remote_code: true`` lets the tokenizer folder run its own Python code: inspect says so,
+    once, naming the folder (it said nothing)."""
+    from llamafactory_ext.cli import main
+
+    argv = ["inspect", str(RECIPES_DIR / "v3_mixed.yaml"), f"dataset_dir={samples_dir}", f"tokenizer={tiny_model}",
+            "format=json", "n=1"]
+    assert main([*argv, "trust_remote_code=true"]) == 0
+    out = capsys.readouterr()
+    warnings = [line for line in out.err.splitlines() if "trust_remote_code" in line]
+    assert len(warnings) == 1 and f"lets {tiny_model} run its own Python code" in warnings[0], out.err
+    assert json.loads(out.out)["settings"]["tokenizer"] == str(tiny_model)
+    assert main(argv) == 0
+    assert "trust_remote_code" not in capsys.readouterr().err

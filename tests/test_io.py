@@ -92,3 +92,59 @@ def test_old_outputs_are_discarded_before_the_new_settings_are_recorded(tmp_path
                             discard=lambda: seen.append(json.loads(record.read_text())))  # a crash here keeps lr 1
     assert status == "overwrite" and seen == [{"lr": 1}] and json.loads(record.read_text()) == {"lr": 2}
     assert check_settings(record, {"lr": 2}, discard=lambda: seen.append("again")) == "same" and len(seen) == 1
+
+
+def test_settings_diff_names_the_leaf_keys_that_changed():
+    from llamafactory_ext.io import settings_diff
+
+    old = {"engine": {"device": "cpu", "dtype": "float32", "batch": 8}, "train": ["a=1", "lr=1", "x"], "extra": ["p", "q"],
+           "gone": None, "seed": 1}
+    new = {"engine": {"device": "cuda", "dtype": "float32"}, "train": ["a=1", "lr=2", "x"], "extra": ["p", "r", "s"],
+           "seed": 1, "added": 3}
+    assert settings_diff(old, new) == [
+        "added: (unset) -> 3",
+        "engine.batch: 8 -> (unset)",
+        "engine.device: 'cpu' -> 'cuda'",
+        "extra: removed 'q', added 'r', added 's'",
+        "train[1]: 'lr=1' -> 'lr=2'",
+    ]  # "gone": None and a missing key are the same setting (records written before a key existed)
+    long = "/tmp/" + "x" * 200
+    (line,) = settings_diff({"source": long + "/a.jsonl"}, {"source": long + "/b.jsonl"})
+    before, after = line.removeprefix("source: ").split(" -> ")
+    assert before.startswith("'/tmp/xx") and "…" in before and len(line) < 220
+    assert before.endswith("/a.jsonl'") and after.endswith("/b.jsonl'")  # long values keep their ends
+
+
+def test_settings_diff_renders_a_content_identity_as_a_content_change():
+    from llamafactory_ext.io import settings_diff
+
+    a = {"kind": "model", "path": "saves/x", "digest": "3f2a9c" + "0" * 58,
+         "files": {"config.json": {"kind": "file", "size": 10, "digest": "c1"}, "model.safetensors": {"kind": "weights", "size": 5, "header": "h1", "digest": "w1"}}}
+    b = {**a, "digest": "9b41e0" + "1" * 58,
+         "files": {"config.json": {"kind": "file", "size": 12, "digest": "c2"}, "model.safetensors": {"kind": "weights", "size": 5, "header": "h2", "digest": "w2"},
+                   "tokenizer.json": {"kind": "file", "size": 1, "digest": "t"}}}
+    assert settings_diff({"model": a}, {"model": b}) == [
+        ("model: content changed (sha 3f2a9c… -> 9b41e0…; config.json size 10 -> 12; model.safetensors header changed; "
+         "tokenizer.json added)")]
+    assert settings_diff({"model": a}, {"model": {**a, "path": "elsewhere/x"}}) == []  # moved, same bytes
+    assert settings_diff({"source_sha256": "ab12cd34"}, {"source_sha256": "ef56ab78"}) == [
+        "source_sha256: content changed (sha ab12cd… -> ef56ab…)"]
+
+
+def test_a_waiting_lock_gets_the_folder_once_the_holder_lets_go(tmp_path):
+    import threading
+
+    got = []
+    holder = FolderLock(tmp_path, name=".info.lock").__enter__()
+
+    def second() -> None:
+        with FolderLock(tmp_path, name=".info.lock", wait=60):
+            got.append(True)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(0.3)
+    assert got == [] and thread.is_alive()  # still waiting while held
+    holder.__exit__(None, None, None)
+    thread.join(60)
+    assert got == [True]

@@ -8,11 +8,7 @@ import json
 
 import pytest
 
-from llamafactory_ext.testing import (
-    LLAMA3_IDS,
-    LLAMA3_SPECIAL_TOKENS,
-    LLAMA3_VOCAB_SIZE,
-)
+from llamafactory_ext.fixtures import LLAMA3_IDS, LLAMA3_SPECIAL_TOKENS, LLAMA3_VOCAB_SIZE
 
 BOT, SHI, EHI, EOT = 128000, 128006, 128007, 128009  # Llama-3: begin_of_text, start/end_header_id, eot_id
 CHAT = [{"role": "system", "content": "Sei un assistente utile."}, {"role": "user", "content": "Qual è la capitale d'Italia?"},
@@ -86,7 +82,7 @@ def test_model_is_tiny_llama3(tiny_llama3):
 def test_small_vocabulary_keeps_the_shipped_texts_tokens(small_llama3, tok):
     from transformers import AutoTokenizer
 
-    from llamafactory_ext.testing import llama3_texts
+    from llamafactory_ext.fixtures import llama3_texts
 
     small = AutoTokenizer.from_pretrained(str(small_llama3))
     cfg = json.loads((small_llama3 / "config.json").read_text())
@@ -106,7 +102,7 @@ def test_small_vocabulary_keeps_the_shipped_texts_tokens(small_llama3, tok):
 
 def test_fixture_command_reuses_and_checks_its_keys(small_llama3, capsys):
     from llamafactory_ext.config import ConfigError
-    from llamafactory_ext.testing import main
+    from llamafactory_ext.fixtures import main
 
     before = (small_llama3 / "model.safetensors").stat().st_mtime_ns
     assert main(["arch=llama3", "vocab=small", f"out_dir={small_llama3}"]) == 0

@@ -170,7 +170,7 @@ def test_memory_terms_move_the_right_way(repo_root):
 
 def test_config_sources_and_errors(tmp_path, repo_root):
     v3 = str(repo_root / "recipes" / "v3_mixed.yaml")
-    with pytest.raises(UserError, match="no config facts ship for it"):
+    with pytest.raises(UserError, match="no shipped facts"):
         _plan(v3, "model_name_or_path=acme/unknown-7b")
     empty = tmp_path / "empty_model"
     empty.mkdir()
@@ -211,3 +211,82 @@ def test_cli_text_and_json(ext_cli, repo_root):
     proc = run_cmd([*ext_cli, "plan", recipe, "model_name_or_path=acme/x"], cwd=repo_root)
     assert proc.returncode == 2 and "acme/x" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# what would fit
+# ---------------------------------------------------------------------------------------------
+GIB = 1024**3
+
+
+def _qwen3_8b_v3_peak(batch: int, cutoff: int) -> float:
+    """docs/plan.md's formula written out by hand for recipes/v3_mixed.yaml (Qwen3-8B, LoRA r24 on the seven
+    projections, dropout 0.1, bf16, AdamW, gradient checkpointing on, 1-byte CUDA dropout masks)."""
+    h, i, layers, heads, kv_heads, head_dim, vocab, r = 4096, 12288, 36, 32, 8, 128, 151_936, 24
+    q, kv = heads * head_dim, kv_heads * head_dim
+    frozen, trainable = 8_190_735_360, 65_470_464
+    fan_in = 3 * h + q + 2 * h + i  # q, k, v, o, gate, up, down
+    per_layer = 18 * h + 8 * i + 10 * q + 8 * kv + (8 * heads + 4 * kv_heads + 8) + 2 * r * 7 + (2 + 1) * fan_in
+    tokens = batch * cutoff
+    activations = tokens * (layers * 2 * h + per_layer + 9 * h)
+    logits = 12 * tokens * vocab
+    allocated = 2 * frozen + (4 + 4 + 8) * trainable + activations + logits
+    return allocated * 1.05 + 0.75 * GIB
+
+
+def test_v3_mixed_at_24gb_lists_changes_that_fit_and_are_the_mildest(repo_root):
+    r = _plan(str(repo_root / "recipes" / "v3_mixed.yaml"), "gpu_mem=24GB")
+    assert r["fits"] is False and r["peak_bytes"] == pytest.approx(_qwen3_8b_v3_peak(4, 2048), abs=2)
+    by_key = {tuple(e["changes"]): e for e in r["fit_changes"]}
+    assert all(not e["combination"] for e in r["fit_changes"])
+    batch = by_key[("per_device_train_batch_size", "gradient_accumulation_steps")]
+    assert batch["changes"] == {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 32}  # 4 x 8 = 1 x 32
+    assert _qwen3_8b_v3_peak(1, 2048) <= 24 * GIB < _qwen3_8b_v3_peak(2, 2048)  # batch 2 would not fit
+    assert batch["peak_bytes"] == pytest.approx(_qwen3_8b_v3_peak(1, 2048), abs=2)
+    cutoff = by_key[("cutoff_len",)]["changes"]["cutoff_len"]
+    assert cutoff % 64 == 0 and _qwen3_8b_v3_peak(4, cutoff) <= 24 * GIB < _qwen3_8b_v3_peak(4, cutoff + 64)
+    # 4-bit alone, ZeRO-2 offload alone, a lower rank alone: none saves the ~14 GiB (not offered)
+    assert set(by_key) == {("per_device_train_batch_size", "gradient_accumulation_steps"), ("cutoff_len",)}
+    # every suggestion, pasted back as key=value, fits
+    for e in r["fit_changes"]:
+        again = _plan(str(repo_root / "recipes" / "v3_mixed.yaml"), "gpu_mem=24GB", *e["paste"].split())
+        assert again["fits"] is True and again["peak_bytes"] == e["peak_bytes"]
+
+
+def test_no_single_change_fits_then_the_cheapest_combination(repo_root):
+    v3 = str(repo_root / "recipes" / "v3_mixed.yaml")
+    r = _plan(v3, "gpu_mem=12GB")
+    (combo,) = r["fit_changes"]
+    assert combo["combination"] and combo["peak_gib"] <= 12
+    assert _plan(v3, "gpu_mem=12GB", *combo["paste"].split())["fits"] is True
+    for kind_keys in (("quantization_bit",), ("per_device_train_batch_size",)):  # each part is needed
+        fewer = [kv for kv in combo["paste"].split() if kv.split("=")[0] not in kind_keys]
+        assert _plan(v3, "gpu_mem=12GB", *fewer)["fits"] is False
+    assert _plan(v3, "gpu_mem=80GB")["fit_changes"] is None  # it fits: nothing to suggest
+    text = plan.render_text(r)
+    assert "no single change fits; the cheapest combination that does:" in text and combo["paste"] in text
+
+
+def test_export_recipes_are_refused_in_one_line(ext_cli, repo_root):
+    for name in ("anita_sft_merge", "anita_dpo_merge", "gsm8k_synth_merge"):
+        proc = run_cmd([*ext_cli, "plan", f"recipes/{name}.yaml"], cwd=repo_root)
+        assert proc.returncode == 2, output_tail(proc)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "is an export (merge) recipe for `llamafactory-cli export`" in lines[0]
+    assert "plan the recipe that trains it: llamafactory-ext plan recipes/gsm8k_synth_qlora.yaml" in lines[0]
+
+
+def test_a_model_that_a_merge_recipe_writes_is_planned_with_its_base(repo_root, monkeypatch):
+    """recipes/anita_dpo_qlora.yaml trains on saves/anita_sft_merged, the export_dir of anita_sft_merge.yaml
+    (Meta-Llama-3-8B-Instruct + the SFT adapter): same architecture, so Llama-3-8B's counts."""
+    monkeypatch.chdir(repo_root)
+    r = _plan("anita_dpo_qlora")  # a shipped recipe by name
+    assert r["recipe"].endswith("anita_dpo_qlora.yaml") and r["model"] == "saves/anita_sft_merged"
+    assert r["trainable_params"] == 32 * 16 * (4096 + 4096 + 4096 + 1024 + 4096 + 1024 + 4096 + 4096 + 3 * (4096 + 14336))
+    assert r["total_params"] - r["trainable_params"] == 8_030_261_248
+    assert any("export_dir of recipes/anita_sft_merge.yaml" in n and "Meta-Llama-3-8B-Instruct" in n for n in r["notes"])
+    # two merges deep: anita_italian_qlora trains on saves/anita_dpo_merged (DPO merge of the SFT merge)
+    r = _plan("anita_italian_qlora")
+    assert r["total_params"] - r["trainable_params"] == 8_030_261_248
+    with pytest.raises(UserError, match="pass the model it starts from instead, e.g. model_name_or_path=Qwen/Qwen3-8B"):
+        _plan("anita_dpo_qlora", "model_name_or_path=saves/not_made_by_any_recipe")

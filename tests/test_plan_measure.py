@@ -61,10 +61,7 @@ def test_recipe_keys_copy_equals_llamafactorys_own():
     import importlib.metadata
     import json
 
-    from llamafactory_ext.config import (
-        live_llamafactory_train_keys,
-        llamafactory_train_keys,
-    )
+    from llamafactory_ext.recipe_keys import live_llamafactory_train_keys, llamafactory_train_keys
     from llamafactory_ext.shipped import resource
 
     fixed = json.loads(resource("llamafactory_keys.json").read_text())
@@ -203,11 +200,11 @@ def test_random_model_tokenizer_fits_the_vocabulary(tmp_path, monkeypatch):
     whose ids fit any vocabulary and which renders every chat format's special tokens as one token."""
     from transformers import AutoTokenizer
 
-    from llamafactory_ext import testing
+    from llamafactory_ext import fixtures
     from llamafactory_ext.plan import random_model
 
     called = []
-    monkeypatch.setattr(testing, "build_tokenizer_json", lambda out: called.append(out))
+    monkeypatch.setattr(fixtures, "build_tokenizer_json", lambda out: called.append(out))
     assert "Qwen3" in random_model.write_tokenizer(tmp_path, _facts("Qwen3-8B.json")) and called == [tmp_path]
     llama = tmp_path / "llama"
     llama.mkdir()
@@ -309,7 +306,7 @@ def test_measure_arguments_of_every_shipped_recipe_pass_llamafactorys_parser(rep
     from llamafactory.hparams import get_train_args
 
     from llamafactory_ext.config import load_yaml
-    from llamafactory_ext.testing import CPU_OVERRIDES
+    from llamafactory_ext.runtime import CPU_OVERRIDES
 
     for path in sorted((repo_root / "recipes").glob("*.yaml")):
         recipe = load_yaml(path)
@@ -326,10 +323,10 @@ def test_measure_arguments_of_every_shipped_recipe_pass_llamafactorys_parser(rep
 def test_measure_pipeline_on_cpu_runs_llamafactory_and_logs_the_planned_count(repo_root, tiny_model, byte_tokenizer_dir,
                                                                               tmp_path, monkeypatch):
     """measure.run end to end with the GPU check switched off: the tiny config is written with
-    random weights, the shipped V3 recipe (CPU overrides from llamafactory_ext.testing) trains 2
+    random weights, the shipped V3 recipe (CPU overrides from llamafactory_ext.runtime) trains 2
     steps in a child process through LLaMA-Factory's run_exp (what `llamafactory-cli train` runs),
     every step sees batch x cutoff_len tokens, and the count LLaMA-Factory logs is the planner's."""
-    from llamafactory_ext.testing import CPU_OVERRIDES, cpu_env
+    from llamafactory_ext.runtime import CPU_OVERRIDES, cpu_env
 
     for key, value in cpu_env({}).items():
         monkeypatch.setenv(key, value)

@@ -184,6 +184,7 @@ open(os.path.join(out, "adapter_model.safetensors"), "wb").write(b"x")
 json.dump({"train_runtime": 1.5, "train_loss": 2.0}, open(os.path.join(out, "train_results.json"), "w"))
 with open(os.path.join(out, "trainer_log.jsonl"), "w") as fh:
     fh.write(json.dumps({"current_steps": 1, "loss": 3.0}) + "\n" + json.dumps({"current_steps": 2, "loss": 2.5}) + "\n")
+json.dump({"global_step": 2}, open(os.path.join(out, "trainer_state.json"), "w"))
 """
 
 
@@ -198,7 +199,7 @@ def _scripted(work, monkeypatch):
             t.train_cmd = [sys.executable, str(script), *t.train_cmd[2:]]
         return planned
 
-    monkeypatch.setattr(sweep, "grid_trials", plan)
+    monkeypatch.setattr(sweep.command, "grid_trials", plan)
     return write(work / "s.yaml", SWEEP)
 
 
@@ -276,14 +277,14 @@ def test_incomplete_tokenized_data_is_removed_before_the_next_trial(work, monkey
 def test_a_trial_whose_commands_changed_is_refused_until_overwrite(work, monkeypatch, capsys):
     path = _scripted(work, monkeypatch)
     assert sweep.main([path, "grid.lora_rank=[8]"]) == 0
-    with pytest.raises(ResumeError, match=r"trial\(s\) lora_rank-8 ran with other commands .*max_steps"):
+    with pytest.raises(ResumeError, match=r"stale trial\(s\), made from other inputs than today's: lora_rank-8 "
+                                          r"\(recipe base\.yaml: max_steps 2 -> 3\)"):
         sweep.main([path, "grid.lora_rank=[8]", "fixed.max_steps=3", "retry_failed=true"])
-    first = json.loads((work / "out/lora_rank-8/trial.json").read_text())
-    # done trials are skipped before their settings matter; a changed one is redone only with overwrite=true
-    (work / "out/lora_rank-8/trial.json").write_text(json.dumps({**first, "status": "failed"}))
+    # a stale trial is never done, even when it finished: it is redone only with overwrite=true
     assert sweep.main([path, "grid.lora_rank=[8]", "fixed.max_steps=3", "retry_failed=true", "overwrite=true"]) == 0
     state = json.loads((work / "out/lora_rank-8/trial.json").read_text())
     assert state["status"] == "done" and "max_steps=3" in state["train_cmd"]
+    assert state["attempts"] == 1  # started over: the old run's state was discarded with its outputs
 
 
 def test_cpu_trials_run_parallel_at_once(work, monkeypatch):
@@ -344,3 +345,88 @@ def test_a_second_sweep_into_the_same_output_dir_fails_at_once(work):
     with FolderLock(work / "out"), pytest.raises(OutputError, match=r"output_dir out is in use by pid \d+"):
         sweep.main([path])
     assert not any((work / "out").glob("lora_rank-*"))  # no trial started
+
+
+# ----------------------------------------------------------------------------- summary for people, tracking
+# The evaluator stands in as a script writing a results.json / comparison.json shaped like eval's own
+# (eval/report.py's schema): rank 8 -> 2 of 4 right in thinking mode, 16 -> 3, 24 -> 4; non-thinking 1 of 4.
+
+FAKE_EVAL = r"""
+import json, os, sys
+from statsmodels.stats.proportion import proportion_confint
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+out = args["output_dir"]
+rank = int(args["adapter_name_or_path"].rsplit("-", 1)[1])
+os.makedirs(out, exist_ok=True)
+def block(correct, total, cut):
+    lo, hi = proportion_confint(correct, total, alpha=0.05, method="wilson")
+    return {"accuracy": correct / total, "correct": correct, "total": total, "ci95": [lo, hi], "cut_off": cut,
+            "per_category": {"geography": {"accuracy": min(correct, 2) / 2}, "morphology": {"accuracy": max(correct - 2, 0) / 2}}}
+modes = {"think": block(rank // 8 + 1, 4, 3 - rank // 8), "nothink": block(1, 4, 0)}
+json.dump({"schema_version": 2, "modes": modes}, open(os.path.join(out, "results.json"), "w"))
+comparison = {"modes": {m: {"total": {"delta": 100 * (b["accuracy"] - 0.5)}} for m, b in modes.items()}}
+json.dump(comparison, open(os.path.join(out, "comparison.json"), "w"))
+"""
+
+
+def test_summary_md_json_and_tensorboard_hold_the_results_json_values(work, monkeypatch):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    (work / "ev.yaml").write_text("task: italic\n")
+    (work / "fake_eval.py").write_text(FAKE_EVAL)
+    path = write(work / "s.yaml", SWEEP + "eval: {config: ev.yaml}\n")
+    real = trials_mod.grid_trials
+
+    def plan(cfg, where, cwd=None):
+        planned = real(cfg, where, cwd)
+        for t in planned:
+            t.train_cmd = [sys.executable, str(work / "fake_train.py"), *t.train_cmd[2:]]
+            t.eval_cmd = [sys.executable, str(work / "fake_eval.py"), *t.eval_cmd[5:]]
+        return planned
+
+    (work / "fake_train.py").write_text(FAKE_TRAIN)
+    monkeypatch.setattr(sweep.command, "grid_trials", plan)
+    assert sweep.main([path]) == 0
+
+    md = (work / "out/summary.md").read_text().splitlines()
+    header = next(line for line in md if line.startswith("| trial"))
+    assert header == ("| trial | changed keys | trainable | final loss | think % [95 % CI] | nothink % [95 % CI] "
+                      "| Δ think (pp) | Δ nothink (pp) | time (min) |")
+    data = json.loads((work / "out/summary.json").read_text())
+    assert [t["trial"] for t in data["trials"]] == ["lora_rank-8", "lora_rank-16", "lora_rank-24"]
+    for rank in (8, 16, 24):
+        trial_dir = work / f"out/lora_rank-{rank}"
+        results = json.loads((trial_dir / "eval/results.json").read_text())
+        think, nothink = results["modes"]["think"], results["modes"]["nothink"]
+        row = next(line for line in md if line.startswith(f"| lora_rank-{rank} |")).split(" | ")
+        trial = json.loads((trial_dir / "trial.json").read_text())
+        minutes = (trial["train_wall_s"] + trial["eval_wall_s"]) / 60
+        assert row[1:] == [f"lora_rank={rank}, lora_alpha={2 * rank}", f"{rank * 1000:,}", "2.50",
+                           f"{100 * think['accuracy']:.2f} [{100 * think['ci95'][0]:.2f}, {100 * think['ci95'][1]:.2f}]",
+                           f"{100 * nothink['accuracy']:.2f} [{100 * nothink['ci95'][0]:.2f}, {100 * nothink['ci95'][1]:.2f}]",
+                           f"{100 * think['accuracy'] - 50:+.2f}", "-25.00", f"{minutes:.2f} |"]
+        # every figure in summary.md has two decimals (counts excepted)
+        assert all(re.fullmatch(r"[+-]?\d+\.\d\d", x) for x in re.findall(r"[+-]?\d+\.\d+", " ".join(row[3:])))
+        entry = next(t for t in data["trials"] if t["trial"] == f"lora_rank-{rank}")
+        assert entry["params"] == {"lora_rank": rank, "lora_alpha": 2 * rank} and entry["status"] == "done"
+        assert entry["cut_off/think"] == think["cut_off"] and entry["delta_pp/nothink"] == -25.0
+        assert entry["eval"]["modes"] == results["modes"]  # per category and everything else
+
+        # TensorBoard, in the trial's run folder, at the training's last step: equal to results.json
+        record = json.loads((trial_dir / "tracking.json").read_text())
+        acc = EventAccumulator(record["tensorboard"], size_guidance={"scalars": 0})
+        acc.Reload()
+        logged = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+        f32 = __import__("numpy").float32
+        assert logged["eval/accuracy/think"] == [(2, f32(think["accuracy"]))]
+        assert logged["eval/accuracy/think/morphology"] == [(2, f32(think["per_category"]["morphology"]["accuracy"]))]
+        assert logged["eval/cut_off_share/think"] == [(2, f32(think["cut_off"] / think["total"]))]
+        assert logged["eval/delta_pp/think"] == [(2, f32(100 * think["accuracy"] - 50))]
+        assert logged["train/trainable_params"] == [(2, f32(rank * 1000))] and logged["train/final_loss"] == [(2, f32(2.5))]
+    # a resumed sweep logs nothing twice
+    assert sweep.main([path]) == 0
+    again = EventAccumulator(json.loads((work / "out/lora_rank-8/tracking.json").read_text())["tensorboard"])
+    again.Reload()
+    assert len(again.Scalars("eval/accuracy/think")) == 1

@@ -53,3 +53,22 @@ def test_split_at_the_last_close_tag_for_any_text(text):
 def test_roundtrip(trace, answer):
     s = th.split_output(th.format_thinking(trace, answer))
     assert s.closed and s.answer == answer.strip() and s.reasoning == trace.strip("\n").strip()
+
+
+def test_tags_are_counted_not_merely_detected():
+    """Balanced = no tag at all, or exactly one <think> at the start and one </think> after it."""
+    cases = {
+        "<think>\na\n</think>\n\nB": True,
+        "  <think>a</think>B": True,       # leading whitespace aside, it starts with <think>
+        "La risposta è B": True,           # no tags (non-thinking mode)
+        "<think>a</think>b</think>": False,  # two closings
+        "<think>a<think>b</think>c": False,  # two openings
+        "a<think>b</think>c": False,       # the opening is not at the start
+        "<think>a</think>b<think>": False,  # an opening after the closing
+        "a</think>b": False,               # a closing without an opening
+        "<think>never closed": False,
+    }
+    for text, balanced in cases.items():
+        assert th.split_output(text).balanced is balanced, text
+    s = th.split_output("<think>a</think>b</think>")
+    assert (s.opens, s.closes, s.answer) == (1, 2, "")  # still split at the last </think>

@@ -138,7 +138,7 @@ def parse_answer(value: Any, options: list[tuple[str, str]], field: str = "answe
             raise RowProblem(field, "answer_not_in_options", f"index {value} is out of range for {len(letters)} options (0-based)")
         return letters[value]
     text = value.strip()
-    if text.isdigit():
+    if text.isdecimal():  # not isdigit(): "²" is a digit that int() cannot read
         index = int(text)
         if not 0 <= index < len(letters):
             raise RowProblem(field, "answer_not_in_options", f"index {text!r} is out of range for {len(letters)} options (0-based)")

@@ -3,28 +3,52 @@ question", shared by Mult-IT de-duplication, the trace join of ``prepare multit_
 ``llamafactory-ext contamination``.
 
 :func:`normalize_text` folds case (``casefold``), removes accents (NFKD, combining marks
-dropped), turns punctuation and symbols into spaces and collapses whitespace, so
-"QUAL È la capitale d'Italia?!" and "qual e la capitale d italia" are equal.
-:func:`question_key` hashes a question together with its option texts (in order), so two
+dropped), drops invisible characters (every format character, Unicode category Cf: soft hyphen,
+zero-width space / joiner / non-joiner, word joiner, byte order mark, bidi controls...; and the
+other default-ignorable ones: variation selectors, Hangul fillers, tags), turns punctuation and
+symbols into spaces and collapses whitespace, so "QUAL È la capi\\u00adtale d'Italia?!" and
+"qual e la capitale d italia" are equal: an invisible character inside a word cannot hide a copied
+question. :func:`question_key` hashes a question together with its option texts (in order), so two
 questions that share their text but not their options stay apart.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
-# combining marks (accents) left by NFKD: the Unicode blocks of combining diacritics
-_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+# Default_Ignorable_Code_Point (Unicode DerivedCoreProperties) beyond categories Cf and Mn
+_IGNORABLE = [(0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x3164, 0x3164), (0xFFA0, 0xFFA0),
+              (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF)]
+
+
+@functools.cache
+def _dropped(low: int, high: int) -> re.Pattern[str]:
+    """Every nonspacing mark (accents left by NFKD), format character and default-ignorable one in
+    ``[low, high)``, as one character class (built once per process)."""
+    ranges: list[list[int]] = []
+    for code in range(low, high):
+        if unicodedata.category(chr(code)) in ("Mn", "Cf"):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    ranges += [[a, b] for a, b in _IGNORABLE if low <= a < high]
+    return re.compile("[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]+")
 
 
 def normalize_text(text: str) -> str:
-    """Case-folded, accent-free text with punctuation turned into single spaces."""
+    """Case-folded, accent-free text without invisible characters, punctuation turned into single spaces."""
     if not text.isascii():
-        text = _MARKS.sub("", unicodedata.normalize("NFKD", text))
+        text = _dropped(0x80, 0x10000).sub("", unicodedata.normalize("NFKD", text))
+        if _ASTRAL.search(text):  # astral characters (tags, rare scripts): a class of their own keeps the common one fast
+            text = _dropped(0x10000, sys.maxunicode + 1).sub("", text)
     return " ".join(_NON_WORD.sub(" ", text.casefold()).split())
 
 

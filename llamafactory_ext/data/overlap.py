@@ -1,8 +1,9 @@
-"""Finding evaluation questions in training rows: the engine behind ``llamafactory-ext contamination``
-and the evaluator's warning when a recipe's prepared data overlaps the task.
+"""Finding evaluation questions in training rows: the matching engine behind ``llamafactory-ext
+contamination`` and the evaluator's warning when a recipe's prepared data overlaps the task.
 
-Training rows are read in any shape LLaMA-Factory or a raw source uses (:func:`read_row`); the
-evaluation items of a task are indexed once (:class:`EvalIndex`) and every training row is checked
+It takes the evaluation items as :class:`EvalItem` (each eval task says what its items are:
+``eval.tasks.ItemTask.overlap_item``) and knows no task. The items are indexed once
+(:class:`EvalIndex`) and every training row, read in any shape by ``data/row_text.py``, is checked
 against the index: a normalised exact question match (``data.normalize.normalize_text``) and the
 share of an item's word n-grams found in the row. ``contamination.py`` documents both checks and
 renders the report; this module only finds.
@@ -11,23 +12,23 @@ renders the report; this module only finds.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import gc
 import itertools
-import re
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from llamafactory_ext.config import UserError
 from llamafactory_ext.data.fields import RowProblem
 from llamafactory_ext.data.normalize import normalize_text
+from llamafactory_ext.data.row_text import SHAPES_HELP, RowText, read_row
 
-ALL = "all"  # the one bucket of tasks without categories
+ALL = "all"          # the one bucket of items without categories (a task that has none)
+UNKNOWN = "unknown"  # an item without a category, in a task that has categories
 MAX_LISTED_UNREADABLE = 20
 BATCH_ROWS = 1024  # rows read before they are checked together
 
@@ -36,9 +37,6 @@ class ContaminationError(UserError):
     """Bad input to the contamination check (the message names file, row and field or key)."""
 
 
-# ---------------------------------------------------------------------------------------------
-# evaluation side: one loader per task
-# ---------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class EvalItem:
     """What the checks need from an evaluation item."""
@@ -48,261 +46,6 @@ class EvalItem:
     options: tuple[str, ...] = ()
     category: str = ALL
     macro_category: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalTask:
-    """A task the check knows: how to load its items (the evaluator's own loader), how to read
-    one of them, and the order of its categories."""
-
-    load: Callable[[str | None], list[Any]]
-    to_item: Callable[[Any], EvalItem]
-    categories: dict[str, list[str]]  # macro category -> categories, in table order ({}: none)
-    label: str
-
-
-def _italic_task() -> EvalTask:
-    from llamafactory_ext.data.italic import load_italic
-    from llamafactory_ext.data.mcq import ITALIC_CATEGORIES as CATEGORIES
-
-    def to_item(item: Any) -> EvalItem:  # an MCQItem
-        return EvalItem(item.id, item.question, tuple(text for _, text in item.options), item.category or "unknown",
-                        item.macro_category)
-
-    return EvalTask(load_italic, to_item, CATEGORIES, "ITALIC")
-
-
-def _gsm8k_task() -> EvalTask:
-    from llamafactory_ext.data.gsm8k import load_gsm8k
-
-    def to_item(row: Any) -> EvalItem:  # a dict of load_gsm8k
-        return EvalItem(str(row["id"]), row["question"])
-
-    return EvalTask(lambda source: load_gsm8k(source, split="test"), to_item, {}, "GSM8K test")
-
-
-# name -> factory (imports lazily). Adding a task = one factory + one line here.
-TASKS: dict[str, Callable[[], EvalTask]] = {
-    "italic": _italic_task,
-    "gsm8k": _gsm8k_task,
-}
-
-
-def get_task(name: str) -> EvalTask:
-    if name not in TASKS:
-        close = difflib.get_close_matches(str(name), list(TASKS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ContaminationError(f"unknown task {name!r}{hint}; known: {', '.join(TASKS)}")
-    return TASKS[name]()
-
-
-# ---------------------------------------------------------------------------------------------
-# training side: one small function per row shape
-# ---------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class RowText:
-    """Text read from one training row: its pieces (normalised one by one, so no text is
-    normalised twice) and the spans of pieces that may be a question (exact check)."""
-
-    pieces: list[str] = dataclasses.field(default_factory=list)
-    spans: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # [start, end) piece ranges
-
-    def add_text(self, text: str) -> None:
-        """Text that is not a prompt (answers, system prompts): n-gram check only."""
-        self.pieces.append(text)
-
-    def add_question(self, text: str) -> None:
-        """A field holding a question on its own (raw quiz rows, GSM8K rows)."""
-        self.spans.append((len(self.pieces), len(self.pieces) + 1))
-        self.pieces.append(text)
-
-    def add_user(self, text: str) -> tuple[int, int]:
-        """A user turn / prompt: question spans from its layout (:func:`split_prompt`), the whole
-        turn as one more span. Returns the turn's span."""
-        start = len(self.pieces)
-        pieces, spans = split_prompt(text)
-        self.pieces.extend(pieces)
-        self.spans.extend((start + a, start + b) for a, b in spans)
-        self.spans.append((start, len(self.pieces)))
-        return start, len(self.pieces)
-
-
-# The letter of a rendered option line ("A) Roma", "B. Milano", "(C) Napoli"): not a word of the item.
-# Matched after a newline (a newline is put in front of the text), which is several times faster
-# than a MULTILINE "^" that the regex engine tries at every character.
-_OPTION_LETTER = re.compile(r"\n[ \t]*\(?[A-E][).:][ \t]+(?=\S)")
-
-
-def split_prompt(text: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """(pieces, question spans) of a user turn.
-
-    ``data.mcq.render_user`` writes an instruction paragraph, a blank line, the question, then
-    one ``A) text`` line per option. From the first option line on, the text is one piece with
-    the option letters dropped. The question spans are the text before the first option line
-    and, when it holds a blank line, the text after the first one (the question after an
-    instruction)."""
-    text = "\n" + text
-    first = _OPTION_LETTER.search(text)
-    if first is None:
-        head, rest = text.strip(), []
-    else:
-        head, rest = text[: first.start()].strip(), [_OPTION_LETTER.sub("\n", text[first.start():])]
-    intro, sep, question = head.partition("\n\n")
-    if sep and question.strip():
-        return [intro, question, *rest], [(1, 2), (0, 2)]
-    return [head, *rest], [(0, 1)]
-
-
-def _string(value: Any, field: str) -> str:
-    """A text field: a string, null (no text) or OpenAI-style content parts."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(p, dict) for p in value):  # [{"type": "text", "text": ...}]
-        return "\n".join(p["text"] for p in value if isinstance(p.get("text"), str))
-    raise RowProblem(field, "wrong_type", f"expected a string, got {type(value).__name__}")
-
-
-def _turns(out: RowText, turns: Any, field: str, role_key: str, text_key: str, user_roles: Sequence[str]) -> None:
-    """Chat turns (a list of role/content dicts, or one such dict): user turns are prompts."""
-    if isinstance(turns, dict):
-        turns = [turns]
-    if not isinstance(turns, list):
-        raise RowProblem(field, "wrong_type", f"expected a list of turns, got {type(turns).__name__}")
-    for i, turn in enumerate(turns):
-        if not isinstance(turn, dict):
-            raise RowProblem(field, "wrong_type", f"turn {i + 1} must be an object with {role_key!r} and {text_key!r}, got {type(turn).__name__}")
-        text = turn.get(text_key)
-        if not isinstance(text, str):  # the field name is built only when it is needed
-            text = _string(text, f"{field}[{i}].{text_key}")
-        if turn.get(role_key) in user_roles:
-            out.add_user(text)
-        else:
-            out.add_text(text)
-
-
-def _answers(out: RowText, row: dict, role_key: str, text_key: str, user_roles: tuple[str, ...]) -> None:
-    """The pairwise answers (``chosen`` / ``rejected``: a string, a turn or a list of turns)."""
-    for name in ("chosen", "rejected"):
-        if isinstance(row.get(name), str):
-            out.add_text(row[name])
-        elif row.get(name) is not None:
-            _turns(out, row[name], name, role_key, text_key, user_roles)
-
-
-def _messages(row: dict) -> RowText | None:
-    """sharegpt as ``prepare`` writes it (and OpenAI style): ``messages`` of role/content (+ the
-    ``chosen`` / ``rejected`` answers of the pairwise rows ``prepare`` writes)."""
-    if "messages" not in row:
-        return None
-    out = RowText()
-    _turns(out, row["messages"], "messages", "role", "content", ("user",))
-    _answers(out, row, "role", "content", ("user",))
-    return out
-
-
-def _conversations(row: dict) -> RowText | None:
-    """LLaMA-Factory's default sharegpt: ``conversations`` of from/value (+ DPO chosen/rejected)."""
-    if "conversations" not in row:
-        return None
-    out = RowText()
-    _turns(out, row["conversations"], "conversations", "from", "value", ("human", "user"))
-    _answers(out, row, "from", "value", ("human", "user"))
-    return out
-
-
-def _alpaca(row: dict) -> RowText | None:
-    """alpaca: the prompt is ``instruction`` + newline + ``input``; ``output`` (or ranked outputs)."""
-    if "instruction" not in row:
-        return None
-    out = RowText()
-    start, _ = out.add_user(_string(row["instruction"], "instruction"))
-    _, end = out.add_user(_string(row.get("input"), "input"))
-    out.spans.append((start, end))  # instruction + input: the prompt LLaMA-Factory builds
-    for name in ("output", "chosen", "rejected"):
-        value = row.get(name)
-        for i, text in enumerate(value if isinstance(value, list) else [value]):
-            out.add_text(_string(text, f"{name}[{i}]" if isinstance(value, list) else name))
-    return out
-
-
-def _is_content_parts(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(p, dict) and "type" in p for p in value)
-
-
-def _preference(row: dict) -> RowText | None:
-    """``prompt`` / ``chosen`` / ``rejected`` (TRL style): strings or lists of role/content turns."""
-    if "prompt" not in row:
-        return None
-    out = RowText()
-    for name in ("prompt", "chosen", "rejected"):
-        value = row.get(name)
-        if isinstance(value, (list, dict)) and not _is_content_parts(value):
-            _turns(out, value, name, "role", "content", ("user",))
-        elif name == "prompt":
-            out.add_user(_string(value, name))
-        else:
-            out.add_text(_string(value, name))
-    return out
-
-
-def _option_texts(value: Any, field: str) -> list[str]:
-    """Option texts from a list of strings, a list of one-key dicts or a letter->text dict."""
-    if isinstance(value, dict):
-        value = list(value.values())
-    if not isinstance(value, list):
-        raise RowProblem(field, "wrong_type", f"expected a list of options, got {type(value).__name__}")
-    texts = []
-    for i, option in enumerate(value):
-        if isinstance(option, dict) and len(option) == 1:
-            option = next(iter(option.values()))
-        if not isinstance(option, str):
-            raise RowProblem(field, "wrong_type", f"option {i + 1} must be a string or a one-key dict like {{\"A\": \"...\"}}")
-        texts.append(option)
-    return texts
-
-
-def _question(row: dict) -> RowText | None:
-    """Raw sources: Mult-IT ``quiz.json`` / ITALIC (``question`` + ``choices`` or ``options``),
-    GSM8K / SynthGSM8K (``question`` + ``answer`` / ``solution``)."""
-    if "question" not in row:
-        return None
-    out = RowText()
-    out.add_question(_string(row["question"], "question"))
-    for name in ("choices", "options"):
-        if row.get(name) is not None:
-            out.pieces.extend(_option_texts(row[name], name))
-            break
-    for name in ("answer", "solution"):
-        if isinstance(row.get(name), str):
-            out.add_text(row[name])
-    return out
-
-
-def _text(row: dict) -> RowText | None:
-    """Pre-training rows (``prepare wikipedia_it``, mC4): ``text``."""
-    if "text" not in row:
-        return None
-    out = RowText()
-    out.add_user(_string(row["text"], "text"))
-    return out
-
-
-# The first shape that recognises a row reads it. A new shape is one function and one line here.
-ROW_SHAPES: list[Callable[[dict], RowText | None]] = [_messages, _conversations, _alpaca, _preference, _question, _text]
-SHAPES_HELP = ("messages (role/content), conversations (from/value), instruction/input/output, "
-               "prompt/chosen/rejected, question (+ choices/options, answer/solution), text")
-
-
-def read_row(row: dict) -> RowText | None:
-    """Text of one training row, or None when no shape knows the row; RowProblem when a known
-    field has the wrong type."""
-    for shape in ROW_SHAPES:
-        out = shape(row)
-        if out is not None:
-            return out
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -484,13 +227,14 @@ class Report:
         }
 
 
-def _check_train_files(train_files: Sequence[str | Path]) -> list[Path]:
+def check_train_files(train_files: Sequence[str | Path] | str | Path) -> list[Path]:
+    """The training files as paths, each an existing file of a type ``data.sources`` reads."""
     from llamafactory_ext.data.sources import local_format
 
     if isinstance(train_files, (str, Path)):
         train_files = [train_files]
     if not train_files:
-        raise ContaminationError("no training file given: llamafactory-ext contamination TRAIN... task=italic|gsm8k")
+        raise ContaminationError("no training file given: llamafactory-ext contamination [CONFIG.yaml] TRAIN... task=NAME")
     paths = []
     for f in train_files:
         path = Path(f).expanduser()
@@ -504,40 +248,39 @@ def _check_train_files(train_files: Sequence[str | Path]) -> list[Path]:
     return paths
 
 
-def _validate(task: str, ngram: int, threshold: float, limit: int | None) -> None:
-    if task not in TASKS:
-        get_task(task)
+def check_params(ngram: int, threshold: float, limit: int | None, on_error: str) -> None:
     if ngram < 1:
         raise ContaminationError(f"ngram must be a positive integer, got {ngram}")
     if not 0.0 < threshold <= 1.0:
         raise ContaminationError(f"threshold must be in (0, 1], got {threshold}")
     if limit is not None and limit <= 0:
         raise ContaminationError(f"limit must be a positive integer, got {limit}")
+    if on_error not in ("fail", "skip"):
+        raise ContaminationError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
 
 
-def find_contamination(
-    train_files: Sequence[str | Path],
-    task: str,
+def scan(
+    train_files: Sequence[str | Path] | str | Path,
+    items: Sequence[EvalItem],
+    *,
+    task: str = "",
     source: str | None = None,
+    categories: dict[str, list[str]] | None = None,
     ngram: int = 13,
     threshold: float = 0.5,
     limit: int | None = None,
     on_error: str = "fail",
-    items: Sequence[Any] | None = None,
     progress: bool = False,
 ) -> Report:
-    """Look for the evaluation items of ``task`` in ``train_files``.
+    """Look for the evaluation ``items`` in ``train_files``.
 
-    ``items`` replaces loading the task: :class:`EvalItem` objects or the task's own items
-    (ITALIC ``MCQItem``, GSM8K dicts), e.g. what the evaluator has loaded already;
-    ``limit`` reads at most N rows of each file; ``on_error="skip"`` counts malformed rows
-    instead of raising. Raises :class:`ContaminationError` (a UserError) on bad input."""
+    ``task`` and ``source`` are recorded in the report as given; ``categories`` (macro category ->
+    categories) orders the per-category counts; ``limit`` reads at most N rows of each file;
+    ``on_error="skip"`` counts malformed rows instead of raising. Raises
+    :class:`ContaminationError` (a UserError) on bad input."""
     started = time.perf_counter()
-    _validate(task, ngram, threshold, limit)
-    if on_error not in ("fail", "skip"):
-        raise ContaminationError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
-    paths = _check_train_files(train_files)
-    spec = get_task(task)
+    check_params(ngram, threshold, limit, on_error)
+    paths = check_train_files(train_files)
     pairs: list[Pair] = []
     kinds: dict[int, set[str]] = defaultdict(set)
     unreadable: list[dict[str, Any]] = []
@@ -547,25 +290,22 @@ def find_contamination(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        raw = spec.load(source) if items is None else items
-        eval_items = [x if isinstance(x, EvalItem) else spec.to_item(x) for x in raw]
-        index = EvalIndex(eval_items, ngram)
+        index = EvalIndex(items, ngram)
         for path in paths:
             _scan_file(path, index, threshold, limit, on_error, progress, pairs, kinds, unreadable, per_file)
     finally:
         if collecting:
             gc.enable()
-    rows_read = sum(f["rows"] for f in per_file.values())
-    unreadable_rows = sum(f["unreadable"] for f in per_file.values())
-    per_category, per_macro = _per_category(eval_items, set(kinds), spec.categories)
+    per_category, per_macro = _per_category(index.items, set(kinds), categories or {})
     matched_items = {
-        eval_items[i].id: {"category": eval_items[i].category, "kinds": sorted(kinds[i]), "question": eval_items[i].question}
+        index.items[i].id: {"category": index.items[i].category, "kinds": sorted(kinds[i]), "question": index.items[i].question}
         for i in sorted(kinds)
     }
     return Report(
         task=task, source=source, train_files=[str(p) for p in paths], ngram=ngram, threshold=threshold,
-        items=len(eval_items), matched=len(kinds), pairs=pairs, per_category=per_category, per_macro_category=per_macro,
-        matched_items=matched_items, rows_read=rows_read, unreadable_rows=unreadable_rows, unreadable=unreadable,
+        items=len(index.items), matched=len(kinds), pairs=pairs, per_category=per_category, per_macro_category=per_macro,
+        matched_items=matched_items, rows_read=sum(f["rows"] for f in per_file.values()),
+        unreadable_rows=sum(f["unreadable"] for f in per_file.values()), unreadable=unreadable,
         per_file=per_file, empty_items=index.empty, elapsed_s=round(time.perf_counter() - started, 3),
     )
 
@@ -624,7 +364,15 @@ def _scan_file(path: Path, index: EvalIndex, threshold: float, limit: int | None
     finally:
         if bar is not None:
             bar.close()
-    if stats["rows"] and stats["unreadable"] == stats["rows"] and on_error == "fail":
+    _check_scanned(path, stats, first_keys, on_error)
+
+
+def _check_scanned(path: Path, stats: dict[str, int], first_keys: list[str], on_error: str) -> None:
+    """A file with no row, or (on_error=fail) with no row this check can read, is an error: a
+    "0 of N matched" from it would say nothing."""
+    if not stats["rows"]:
+        raise ContaminationError(f"{path}: no rows (an empty training file): nothing to check")
+    if stats["unreadable"] == stats["rows"] and on_error == "fail":
         raise ContaminationError(
             f"{path}: no row has text this check can read (e.g. a row with fields: {', '.join(first_keys) or 'none'}); "
             f"known shapes: {SHAPES_HELP}")

@@ -10,15 +10,20 @@ writes, in ``out_dir``:
                             ``{"text": ...}`` for ``stage: pt`` data)
 - ``NAME_val.jsonl``        with ``val_size``: a seeded validation split, stratified by category
                             (else answer letter), drawn by question: no question on both sides
-- ``NAME.manifest.json``    source, Hub revision or sha256 of the local file, rows read /
-                            written / dropped / rejected per reason, converter version, seed
+- ``NAME.manifest.json``    source, Hub revision or sha256 of the local file, the content
+                            identity of every file read (``inputs``: each source shard, the
+                            traces), rows read / written / dropped / rejected per reason,
+                            converter version, seed (``data.manifest``; ``prepared_with`` says
+                            whether it is still current)
 - ``NAME.rejects.jsonl``    with ``on_error=skip``: each bad row (source rows and side files
                             such as a traces file) with file, row, field, reason
 - ``dataset_info.json``     the entries ``NAME`` (and ``NAME_val``), added when missing, so
                             ``dataset_dir=OUT_DIR`` works at once (``dataset_info=PATH`` names
                             another file to register in; ``register=false``: none)
 
-Every file is written atomically (temp file + rename). ``on_error=fail`` (default) stops at the
+Every file is written atomically (temp file + rename); one ``prepare NAME`` at a time per
+``out_dir``, and ``dataset_info.json`` is read, merged and replaced under a lock, so two runs into
+one folder keep both entries. ``on_error=fail`` (default) stops at the
 first malformed row with an error naming file, row (1-based line for JSONL) and field. ``--list``
 shows each registered data set, its default source, its own keys and whether it is prepared.
 """
@@ -32,30 +37,30 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llamafactory_ext.config import ConfigError, UserError, combine, describe, from_argv
+from llamafactory_ext.config import ConfigError, UserError, describe, from_argv
 from llamafactory_ext.data import REGISTRY, get_spec
 from llamafactory_ext.data.fields import Drop, RowError, RowProblem
-from llamafactory_ext.data.sources import Source, open_source, split_files
+from llamafactory_ext.data.manifest import (  # noqa: F401 - output_paths, prepared_with: used by study / callers
+    build_manifest,
+    options_class,
+    output_paths,
+    prepared_with,
+    source_paths,
+)
+from llamafactory_ext.data.sources import Source, open_source
 from llamafactory_ext.data.spec import Context, DatasetSpec, PrepareOptions
 from llamafactory_ext.io import (
     AtomicJsonl,
+    FolderLock,
     atomic_write_json,
     dumps_line,
-    ensure_dir,
     remove_stale_temp_files,
 )
 
 USAGE = "NAME [CONFIG.yaml] [key=value ...]   |   --list [out_dir=data]"
-MANIFEST_VERSION = 2
-
-
-def options_class(spec: DatasetSpec) -> type:
-    """The shared options plus the data set's own (``prepare NAME --help`` lists them)."""
-    return combine(f"{spec.name}_options", PrepareOptions, spec.options)
 
 
 def options_help() -> str:
@@ -65,16 +70,6 @@ def options_help() -> str:
         own = [f.name for f in dataclasses.fields(spec.options)]
         lines.append(f"  {name:<24} {spec.summary}" + (f"  [keys: {', '.join(own)}]" if own else ""))
     return "\n".join(lines)
-
-
-def output_paths(name: str, out_dir: str | Path) -> dict[str, Path]:
-    out = Path(out_dir)
-    return {
-        "train": out / f"{name}.jsonl",
-        "val": out / f"{name}_val.jsonl",
-        "manifest": out / f"{name}.manifest.json",
-        "rejects": out / f"{name}.rejects.jsonl",
-    }
 
 
 def prepare_command(spec: DatasetSpec, out_dir: str = "data") -> str:
@@ -128,36 +123,46 @@ def split_val(strata: list[Any], groups: list[Any], val_size: float, seed: int) 
 # ---------------------------------------------------------------------------------------------
 def register(spec: DatasetSpec, paths: dict[str, Path], with_val: bool, info_file: str | None) -> tuple[Path, list[str]]:
     """Add missing entries for ``spec`` to ``info_file`` (default: beside the outputs); file names
-    are relative to that file's folder. Returns (the file, the entries added)."""
+    are relative to that file's folder. The read-modify-write holds a lock beside the file (two
+    ``prepare`` runs into one folder keep both entries) and the file is replaced atomically.
+    Returns (the file, the entries added)."""
     info_path = Path(info_file) if info_file else paths["train"].parent / "dataset_info.json"
     base = info_path.resolve().parent
     wanted = {spec.name: paths["train"]}
     if with_val:
         wanted[f"{spec.name}_val"] = paths["val"]
-    info: dict[str, Any] = {}
-    if info_path.exists():
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8-sig"))
-        except ValueError as exc:
-            raise UserError(f"{info_path}: not valid JSON ({exc}); fix it or pass register=false") from None
-        if not isinstance(info, dict):
-            raise UserError(f"{info_path}: not a JSON object of data set entries; fix it or pass register=false")
-    changed = []
-    for key, path in wanted.items():
-        try:
-            rel = str(path.resolve().relative_to(base))
-        except ValueError:
-            rel = str(path.resolve())
-        entry = spec.dataset_info_entry(rel)
-        if key not in info:
-            info[key] = entry
-            changed.append(key)
-        elif info[key].get("file_name") != rel:
-            print(f"warning: {info_path}: entry {key!r} points at {info[key].get('file_name')!r}, "
-                  f"not at the file just written ({rel!r})", file=sys.stderr)
-    if changed:
-        atomic_write_json(info_path, info)
+    with FolderLock(info_path.parent, "dataset_info folder", name=f".{info_path.name}.lock", label=info_path, wait=120, remove=True):
+        info = _read_info(info_path)
+        changed = []
+        for key, path in wanted.items():
+            try:
+                rel = str(path.resolve().relative_to(base))
+            except ValueError:
+                rel = str(path.resolve())
+            if key not in info:
+                info[key] = spec.dataset_info_entry(rel)
+                changed.append(key)
+            elif not isinstance(info[key], dict):
+                raise UserError(f"{info_path}: entry {key!r} is {type(info[key]).__name__} {str(info[key])[:60]!r}, not a mapping "
+                                "(file_name, formatting, columns...); fix or remove it, or pass register=false")
+            elif info[key].get("file_name") != rel:
+                print(f"warning: {info_path}: entry {key!r} points at {info[key].get('file_name')!r}, "
+                      f"not at the file just written ({rel!r})", file=sys.stderr)
+        if changed:
+            atomic_write_json(info_path, info)
     return info_path, changed
+
+
+def _read_info(info_path: Path) -> dict[str, Any]:
+    if not info_path.exists():
+        return {}
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8-sig"))
+    except ValueError as exc:
+        raise UserError(f"{info_path}: not valid JSON ({exc}); fix it or pass register=false") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{info_path}: not a JSON object of data set entries; fix it or pass register=false")
+    return info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,16 +205,10 @@ class Tally:
 
 
 def _open_sources(spec: DatasetSpec, o: Any) -> list[Source]:
-    """Every source in turn: a list of files, or a folder of shards (read file by file, name order)."""
-    wanted = o.source if isinstance(o.source, list) else [o.source or spec.default_source]
-    if not wanted or any(w is None for w in wanted):
-        raise UserError(f"{spec.name}: no default source; pass source=PATH. {spec.source_help}")
-    split = o.split or spec.hub_split
-    wanted = [str(f) for w in wanted for f in (split_files(Path(w), split, shards=True) if Path(w).is_dir() else [w])]
     return [
         open_source(w, hub_config=o.hub_config if o.hub_config is not None else spec.hub_config,
                     split=o.split or spec.hub_split, streaming=o.streaming if o.streaming is not None else spec.streaming)
-        for w in wanted
+        for w in source_paths(spec, o)
     ]
 
 
@@ -284,15 +283,20 @@ def _nothing_written(spec: DatasetSpec, sources: list[Source], tally: Tally, rej
 
 
 def run(name: str, options: Any = None, quiet: bool = False) -> dict[str, Any]:
-    """Prepare data set ``name``; returns the manifest (also written to NAME.manifest.json)."""
+    """Prepare data set ``name``; returns the manifest (also written to NAME.manifest.json). One
+    ``prepare NAME`` at a time per ``out_dir`` (a second one fails at once, naming the first)."""
     spec = get_spec(name)
     o = options if options is not None else options_class(spec)()
     if o.val_size and spec.stage != "sft":
         raise ConfigError(f"val_size splits SFT data; {spec.name} is stage: {spec.stage} data")
+    sources = _open_sources(spec, o)  # a missing source is named before out_dir is created
+    with FolderLock(o.out_dir, "out_dir", name=f".{spec.name}.prepare.lock", label=f"{o.out_dir} (prepare {spec.name})", remove=True):
+        return _run(spec, o, sources, quiet)
+
+
+def _run(spec: DatasetSpec, o: Any, sources: list[Source], quiet: bool) -> dict[str, Any]:
     started = time.time()
-    sources = _open_sources(spec, o)
     paths = output_paths(spec.name, o.out_dir)
-    ensure_dir(o.out_dir, "out_dir")
     remove_stale_temp_files(Path(o.out_dir), spec.name)
     rejects = Rejects(paths["rejects"], o.on_error)
     writer = AtomicJsonl(paths["train"])
@@ -321,41 +325,12 @@ def run(name: str, options: Any = None, quiet: bool = False) -> dict[str, Any]:
     kept = rejects.finish(keep=True)
     if kept:
         outputs["rejects"] = kept
-    manifest = _manifest(spec, o, sources, tally, rejects, outputs, converter.report(), started)
+    manifest = build_manifest(spec, o, sources, tally, rejects, outputs, converter.report(), started)
     atomic_write_json(paths["manifest"], manifest)
     info_path, registered = register(spec, paths, "val" in outputs, o.dataset_info) if o.register else (None, [])
     if not quiet:
         _summary(spec, manifest, paths, info_path, registered)
     return manifest
-
-
-def _manifest(spec: DatasetSpec, o: Any, sources: list[Source], tally: Tally, rejects: Rejects,
-              outputs: dict[str, Any], report: dict[str, Any], started: float) -> dict[str, Any]:
-    return {
-        "manifest_version": MANIFEST_VERSION,
-        "name": spec.name,
-        "stage": spec.stage,
-        "converter_version": spec.version,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seed": o.seed,
-        "options": dataclasses.asdict(o),
-        "source": sources[0].fingerprint() if len(sources) == 1 else {
-            "source": ", ".join(s.spec for s in sources), "kind": "multiple", "parts": [s.fingerprint() for s in sources]},
-        "rows": {
-            "read": tally.read,
-            "written": tally.written,
-            "train": outputs["train"]["rows"],
-            "val": outputs["val"]["rows"] if "val" in outputs else 0,
-            "dropped": sum(tally.dropped.values()),
-            "rejected": sum(rejects.counts.values()),
-        },
-        "dropped": dict(sorted(tally.dropped.items())),
-        "rejected": dict(sorted(rejects.counts.items())),
-        "rejected_by_file": dict(sorted(rejects.by_file.items())),
-        "outputs": {k: {**v, "file": Path(v["file"]).name} for k, v in outputs.items()},
-        "converter": report,
-        "elapsed_s": round(time.time() - started, 3),
-    }
 
 
 def _summary(spec: DatasetSpec, m: dict, paths: dict[str, Path], info_path: Path | None, registered: list[str]) -> None:

@@ -7,10 +7,10 @@ converters: tests, the CPU demo and the sweep tests train on it with ``dataset_d
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from llamafactory_ext.data import REGISTRY, get_spec
+from llamafactory_ext.io import atomic_write_bytes
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "resources" / "samples"
 
@@ -43,7 +43,7 @@ def prepare_samples(dataset_dir: Path, names: list[str] | None = None, val_size:
     dataset_dir.mkdir(parents=True, exist_ok=True)
     from llamafactory_ext.shipped import shipped
 
-    shutil.copyfile(shipped("dataset_info.json"), dataset_dir / "dataset_info.json")
+    atomic_write_bytes(dataset_dir / "dataset_info.json", shipped("dataset_info.json").read_bytes())
     for name in names if names is not None else list(REGISTRY):
         spec = get_spec(name)
         if spec.sample is None:

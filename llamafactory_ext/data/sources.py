@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llamafactory_ext import provenance
 from llamafactory_ext.config import UserError
 from llamafactory_ext.data.fields import RowError
-from llamafactory_ext.io import sha256_file
 
 try:  # orjson is ~3x faster than json and validates UTF-8 itself
     import orjson as _orjson
@@ -154,7 +154,7 @@ class Source:
         if self.kind == "local":
             assert self.path is not None
             if self.sha256 is None:
-                self.sha256 = sha256_file(self.path)
+                self.sha256 = provenance.file_sha256(self.path)
             return {"source": str(self.path), "kind": "local", "format": self.format, "sha256": self.sha256,
                     "size_bytes": self.path.stat().st_size}
         return {"source": self.spec, "kind": "hub", "config": self.hub_config, "split": self.split,
@@ -197,6 +197,7 @@ class Source:
                 yield number, row
         if hasher is not None:
             self.sha256 = hasher.hexdigest()
+            provenance.remember_sha256(self.path, self.sha256)  # the manifest's inputs need not read it again
 
     def _line_error(self, number: int, line: bytes, exc: BaseException) -> RowError:
         try:
@@ -205,10 +206,21 @@ class Source:
             return self._bad(number, "invalid_utf8", f"not valid UTF-8 (byte 0x{line[uexc.start]:02x} at column {uexc.start + 1})",
                              _text(line))
         try:
-            json.loads(text)
+            row = json.loads(text)
         except ValueError as jexc:
             return self._bad(number, "invalid_json", f"not valid JSON: {getattr(jexc, 'msg', jexc)} (column {getattr(jexc, 'colno', '?')})", text.rstrip("\r\n"))
-        return self._bad(number, "invalid_json", f"not valid JSON: {exc}", text.rstrip("\r\n"))  # pragma: no cover - orjson-only rejection
+        return self._surrogate_error(number, row) or \
+            self._bad(number, "invalid_json", f"not valid JSON: {exc}", text.rstrip("\r\n"))  # pragma: no cover - orjson-only rejection
+
+    def _surrogate_error(self, number: int, row: Any) -> RowError | None:
+        """A row holding a lone surrogate (``"\\ud800"``: half a UTF-16 pair) cannot be written as
+        UTF-8: one error naming the field, instead of a crash when the row is written."""
+        found = lone_surrogate(row)
+        if found is None:
+            return None
+        where, char = found
+        return self._bad(number, "lone_surrogate", f"holds a lone surrogate \\u{ord(char):04x} at {where} (half of a UTF-16 "
+                         "pair: not text); fix the escape", json.dumps(row), field_name=where.split(".")[0].split("[")[0])
 
     def _looks_like_lines(self) -> bool:
         """A ``.json`` file that is really JSON lines (many are): its first non-blank line is a whole
@@ -254,11 +266,12 @@ class Source:
                 raise self.error(None, None, "not_a_list", "expected a JSON array of rows (or an object holding one array of rows)")
         if not isinstance(doc, list):
             raise self.error(None, None, "not_a_list", f"expected a JSON array of rows, got {_json_type(doc)}")
+        escapes = _SURROGATE_ESCAPE.search(text) is not None  # only then can a row hold a lone surrogate
         for i, row in enumerate(doc, start=1):
             if not isinstance(row, dict):
                 yield i, self._bad(i, "not_an_object", f"expected a JSON object, got {_json_type(row)}", row)
             else:
-                yield i, row
+                yield i, (escapes and self._surrogate_error(i, row)) or row
 
     def _parquet(self) -> Iterator[tuple[int, Any]]:
         import pyarrow.parquet as pq
@@ -283,11 +296,13 @@ class Source:
             line = data[: exc.start].count(b"\n") + 1
             raise self.error(line, None, "invalid_utf8", f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", unit="line") from None
         reader = csv.DictReader(io.StringIO(text, newline=""))
+        escapes = _SURROGATE_ESCAPE.search(text) is not None  # a JSON cell may decode to a lone surrogate
         for number, row in enumerate(reader, start=1):
             if None in row:  # more cells than header columns
                 yield number, self._bad(number, "extra_cells", f"has {len(row[None]) + len(reader.fieldnames or [])} cells, the header has {len(reader.fieldnames or [])}", row)
                 continue
-            yield number, {k: (_maybe_json(v) if v is not None else None) for k, v in row.items()}
+            cells = {k: (_maybe_json(v) if v is not None else None) for k, v in row.items()}
+            yield number, (escapes and self._surrogate_error(number, cells)) or cells
 
     def _hub(self) -> Iterator[tuple[int, Any]]:
         ds = load_hub(self.spec, self.hub_config, self.split, self.streaming)
@@ -303,6 +318,29 @@ def _maybe_json(value: str) -> Any:
         except ValueError:
             return value
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(value: Any, where: str = "") -> tuple[str, str] | None:
+    """``(field path, character)`` of the first lone surrogate in a parsed JSON value (keys too), or None."""
+    if isinstance(value, str):
+        m = _SURROGATE.search(value)
+        return (where or "the row", m.group()) if m else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            found = lone_surrogate(key, path) or lone_surrogate(item, path)
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = lone_surrogate(item, f"{where}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def _json_type(value: Any) -> str:

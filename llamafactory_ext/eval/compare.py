@@ -107,10 +107,10 @@ def generate(cfg: CompareConfig, prompts: list[dict[str, str]], modes: tuple[str
 
 
 def run(cfg: CompareConfig) -> Path:
-    from llamafactory_ext.eval.runner import resolve_modes
+    from llamafactory_ext.eval.resolve import resolve_modes
 
     prompts = read_prompts(cfg.prompts_file)[: cfg.limit]
-    modes = resolve_modes(cfg, {}, cfg.template)
+    modes = resolve_modes(cfg.thinking, {}, cfg.template)
     out = Path(cfg.output_dir)
     with FolderLock(out):
         outputs = generate(cfg, prompts, modes)

@@ -102,13 +102,25 @@ def _load(what: str, path: str, loader: Callable[[], Any]) -> Any:
         raise EngineError(f"cannot load {what} {path!r}{offline}: {reason[:300]}. Check the Hub id, or pass a local folder") from None
 
 
+DEVICES = "auto, cpu, cuda, cuda:N (a GPU index) or mps"
+
+
 def resolve_device(device: str | None) -> str:
+    """``auto`` (cuda when a GPU is visible, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; anything
+    else, or a device this machine lacks, is one line naming the accepted ones."""
     import torch
 
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+    name, _, index = str(device).partition(":")
+    if name not in ("cpu", "cuda", "mps") or (index and (name != "cuda" or not index.isdecimal() or not index.isascii())):
+        raise EngineError(f"device={device} is not a device this evaluator runs on; use {DEVICES}")
+    if name == "cuda" and not torch.cuda.is_available():
         raise EngineError(f"device={device} but no CUDA GPU is visible (torch.cuda.is_available() is false); use device=cpu")
+    if name == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise EngineError(f"device={device} but only {torch.cuda.device_count()} CUDA GPU(s) are visible (cuda:0 ...)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise EngineError(f"device={device} but Apple's MPS backend is not available here; use device=cpu")
     return str(device)
 
 

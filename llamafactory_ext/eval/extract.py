@@ -25,10 +25,13 @@ scores ``L``. It is never the default.
 
 Numbers (GSM8K), ``extract_number(text)``: ``answer_is`` (``The answer is N`` / ``La
 risposta è N``), ``hashes`` (``#### N``), ``boxed`` (``\\boxed{N}``), then ``last_number``.
-Numbers are read by ``data.numbers`` (one rule for commas, shared with the converters: a comma
-followed by exactly three digits separates thousands, any other single comma is a decimal comma);
-the value returned is canonical (``"1,000.0"`` -> ``"1000"``) and ``numbers_equal`` compares
-numerically. ``The answer is 5 + 3 = 8`` reads 8 (the number after the last ``=``).
+Numbers are read by ``data.numbers`` (one rule, shared with the converters: English and Italian
+separators where unambiguous, ``1,234.5`` = ``1.234,5``, ``1.234.567``, ``3,5``); the value
+returned is canonical (``"1,000.0"`` -> ``"1000"``) and ``numbers_equal`` compares numerically.
+``The answer is 5 + 3 = 8`` reads 8 (the number after the last ``=``). When the number a filter
+picks is ambiguous (``70.000``: 70 in English, 70000 in Italian) the chain stops there with
+``(None, "ambiguous_number")``, scored unparsed: it never falls back to another number, and never
+reads 70. ``extract_number(text, convention="it")`` (or ``"en"``) settles such numbers.
 """
 
 from __future__ import annotations
@@ -38,12 +41,14 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
-from llamafactory_ext.data.numbers import canonical_number, numbers_equal
+from llamafactory_ext.data.numbers import AMBIGUOUS, canonical, canonical_number, numbers_equal, read_number
 from llamafactory_ext.thinking import split_output
 
-__all__ = ["CHOICE_CHAINS", "NUMBER_CHAINS", "canonical_number", "extract_choice", "extract_number", "numbers_equal"]
+__all__ = ["AMBIGUOUS_NUMBER", "CHOICE_CHAINS", "NUMBER_CHAINS", "canonical_number", "extract_choice", "extract_number",
+           "numbers_equal"]
 
 NONE = "none"
+AMBIGUOUS_NUMBER = "ambiguous_number"
 OFFICIAL_FIRST_CAPITAL = "official_first_capital"
 
 # ----------------------------------------------------------------------------- helpers
@@ -201,6 +206,8 @@ def _run_chain(text: Any, chains: dict, filters: dict, chain: str, call: Any) ->
         for name in chains.get(chain, chains["default"]):
             try:
                 value = call(filters[name], answer)
+            except _Ambiguous:
+                return None, AMBIGUOUS_NUMBER
             except Exception:  # noqa: BLE001 - one broken filter must not sink the chain
                 value = None
             if value is not None:
@@ -212,23 +219,33 @@ def _run_chain(text: Any, chains: dict, filters: dict, chain: str, call: Any) ->
 
 # ----------------------------------------------------------------------------- numbers
 
-# a number: optional sign, optional $, digits with optional thousands separators, decimals
-_NUM = r"[-−–]?\s?\$?\s?[-−–]?\d(?:[\d,]*\d)?(?:\.\d+)?"
+# a number: optional sign, optional $, digits with optional separators (, and .) between digits
+_NUM = r"[-−–]?\s?\$?\s?[-−–]?\d(?:[\d,.]*\d)?"
 _NUM_RE = re.compile(_NUM)
 
 
-def _last_num(fragment: str) -> str | None:
-    found = _NUM_RE.findall(fragment)
-    for tok in reversed(found):
-        c = canonical_number(tok)
+class _Ambiguous(Exception):
+    """The number a filter picked reads differently in English and Italian (``70.000``)."""
+
+
+def _read(tok: str, convention: str | None) -> str | None:
+    value, status = read_number(tok, convention)
+    if status == AMBIGUOUS:
+        raise _Ambiguous(tok)
+    return canonical(value)
+
+
+def _last_num(fragment: str, convention: str | None = None) -> str | None:
+    for tok in reversed(_NUM_RE.findall(fragment)):
+        c = _read(tok, convention)
         if c is not None:
             return c
     return None
 
 
-def _first_num(fragment: str) -> str | None:
+def _first_num(fragment: str, convention: str | None = None) -> str | None:
     for tok in _NUM_RE.findall(fragment):
-        c = canonical_number(tok)
+        c = _read(tok, convention)
         if c is not None:
             return c
     return None
@@ -252,30 +269,30 @@ def _from_last(pattern: re.Pattern[str], ans: str, read: Callable[[re.Match[str]
     return None
 
 
-def _after_answer_is(m: re.Match[str]) -> str | None:
+def _after_answer_is(m: re.Match[str], convention: str | None) -> str | None:
     fragment = re.split(r"(?<!\d)[.;\n](?!\d)", m.string[m.end():m.end() + 80].replace("**", " "), maxsplit=1)[0]
     if "=" in fragment:  # "The answer is 5 + 3 = 8": the result, not the first operand
         fragment = fragment.rsplit("=", 1)[1]
-    return _first_num(fragment)
+    return _first_num(fragment, convention)
 
 
-def _num_answer_is(ans: str) -> str | None:
-    return _from_last(_ANSWER_IS, ans, _after_answer_is)
+def _num_answer_is(ans: str, convention: str | None = None) -> str | None:
+    return _from_last(_ANSWER_IS, ans, lambda m: _after_answer_is(m, convention))
 
 
-def _num_hashes(ans: str) -> str | None:
-    return _from_last(_HASHES, ans, lambda m: _first_num(m.string[m.end():m.end() + 60]))
+def _num_hashes(ans: str, convention: str | None = None) -> str | None:
+    return _from_last(_HASHES, ans, lambda m: _first_num(m.string[m.end():m.end() + 60], convention))
 
 
-def _num_boxed(ans: str) -> str | None:
-    return _from_last(_BOXED, ans, lambda m: _last_num(re.sub(r"\\[a-zA-Z]+|[{}]", " ", m.group(1))))
+def _num_boxed(ans: str, convention: str | None = None) -> str | None:
+    return _from_last(_BOXED, ans, lambda m: _last_num(re.sub(r"\\[a-zA-Z]+|[{}]", " ", m.group(1)), convention))
 
 
-def _num_last(ans: str) -> str | None:
-    return _last_num(ans)
+def _num_last(ans: str, convention: str | None = None) -> str | None:
+    return _last_num(ans, convention)
 
 
-NUMBER_FILTERS: dict[str, Callable[[str], str | None]] = {
+NUMBER_FILTERS: dict[str, Callable[[str, str | None], str | None]] = {
     "answer_is": _num_answer_is,
     "hashes": _num_hashes,
     "boxed": _num_boxed,
@@ -287,6 +304,7 @@ NUMBER_CHAINS: dict[str, tuple[str, ...]] = {
 }
 
 
-def extract_number(text: Any, chain: str = "default") -> tuple[str | None, str]:
-    """``(canonical number | None, method)`` from the text after the last ``</think>``."""
-    return _run_chain(text, NUMBER_CHAINS, NUMBER_FILTERS, chain, lambda f, answer: f(answer))
+def extract_number(text: Any, chain: str = "default", convention: str | None = None) -> tuple[str | None, str]:
+    """``(canonical number | None, method)`` from the text after the last ``</think>``; ``convention``
+    (None, ``"en"`` or ``"it"``) as in ``data.numbers``."""
+    return _run_chain(text, NUMBER_CHAINS, NUMBER_FILTERS, chain, lambda f, answer: f(answer, convention))

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from llamafactory_ext.config import option
 from llamafactory_ext.eval.extract import NUMBER_CHAINS, extract_number, numbers_equal
-from llamafactory_ext.eval.tasks import Task
+from llamafactory_ext.eval.tasks import ItemTask
 from llamafactory_ext.thinking import NOTHINK, THINK
 
 
@@ -24,16 +24,23 @@ class GSM8KOptions:
     extractor: str = option("default", "extraction chain: default | strict", choices=tuple(NUMBER_CHAINS))
 
 
-class GSM8KTask(Task):
+class GSM8KTask(ItemTask):
     name = "gsm8k"
     options: ClassVar[type] = GSM8KOptions
     default_max_new_tokens: ClassVar[dict[str, int]] = {NOTHINK: 512, THINK: 4096}
     answer_tokens = 32
 
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        return f"GSM8K {self.cfg.split}"
+
     def load(self) -> list[dict[str, Any]]:
         from llamafactory_ext.data.gsm8k import load_gsm8k
 
         return load_gsm8k(self.cfg.source, split=self.cfg.split, limit=self.cfg.limit)
+
+    def question(self, item: dict) -> str:
+        return item["question"]
 
     def item_id(self, item: dict) -> str:
         return str(item["id"])

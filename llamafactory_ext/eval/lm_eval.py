@@ -30,10 +30,11 @@ A declared split without a file is switched off (an error when it is the split t
 few-shot split of a task run with shots). ``limit=N`` evaluates the first N documents of each task;
 ``limit_fraction=0.2`` the first 20 % (lm-eval's float limit: the published "20 % subset").
 
-Outputs (``output_dir``, default ``results/eval/lm_eval``): ``results.json`` (schema_version 2, with a
+Outputs (``output_dir``, default ``results/eval/lm_eval``): ``results.json`` (schema_version 3, with a
 ``suite`` block ``{TASK: {"metric", "value", "stderr", "n", "shots"}}`` holding lm-eval's numbers as
 it returned them, and lm-eval's own ``results`` / ``n-shot`` / ``n-samples`` under ``lm_eval``),
-``results.md`` (Metric | Base | Model | Δ, values ± stderr, Base from ``baseline=`` another such run),
+``results.md`` (Metric | Base | Model | Δ | p, values ± stderr, Base from ``baseline=`` another such run, p the
+exact McNemar test of the two runs' per-sample logs),
 ``predictions.jsonl`` (lm-eval's per-document log-likelihoods and scores).
 """
 
@@ -48,7 +49,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from llamafactory_ext.config import option
-from llamafactory_ext.eval.tasks import Task, TaskError
+from llamafactory_ext.eval.report import SCHEMA_VERSION
+from llamafactory_ext.eval.tasks import SuiteTask, TaskError
 
 # The suite as published for LLaMAntino-3-ANITA: lm-eval task -> (table name, shots, metric).
 PUBLISHED: dict[str, tuple[str, int, str]] = {
@@ -221,15 +223,18 @@ def render_markdown(results: dict[str, Any]) -> str:
            + (f"source `{results['source']['source']}`" if results["source"].get("source") else "Hub data")]
     if results.get("baseline"):
         out.append(f"Baseline: `{results['baseline']}`")
-    out += ["", "| Metric | Base | Model | Δ |", "|---|---:|---:|---:|"]
+    out += ["", "| Metric | Base | Model | Δ | p (McNemar) |", "|---|---:|---:|---:|---:|"]
     comparison = results.get("comparison", {})
     for task, v in results["suite"].items():
         c = comparison.get(task)
         base = {"value": c["base"], "stderr": c["base_stderr"]} if c else None
         delta = f"{c['delta']:+.4f}" if c else "—"
-        out.append(f"| {v['name']} ({task} · {v['metric']} · {v['shots']}-shot · n {v['n']}) | {_cell(base)} | {_cell(v)} | {delta} |")
+        pair = (c or {}).get("paired")
+        p = f"{pair['p_value']:.3g} (b {pair['model_only']} / c {pair['baseline_only']})" if pair and pair["n"] else "—"
+        out.append(f"| {v['name']} ({task} · {v['metric']} · {v['shots']}-shot · n {v['n']}) | {_cell(base)} | {_cell(v)} | {delta} | {p} |")
     out += ["", ("Values are lm-eval's, as it returned them (fractions), ± its standard error; Δ = Model − Base on the same "
-                 "metric and shots. lm-eval's limit takes the first documents of each task, not a random sample.")]
+                 "metric and shots; p: exact McNemar test on the documents both per-sample logs hold (b: right only in "
+                 "Model, c: only in Base). lm-eval's limit takes the first documents of each task, not a random sample.")]
     if results.get("warnings"):
         out += ["", "## Warnings", ""] + [f"- {w}" for w in results["warnings"]]
     return "\n".join(out) + "\n"
@@ -238,15 +243,16 @@ def render_markdown(results: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- the task
 
 
-class LmEvalTask(Task):
-    """Runs lm-eval's own loop (``external``): the runner calls :meth:`run` right after ``resolve``."""
+class LmEvalTask(SuiteTask):
+    """A suite task: lm-eval's own loop runs it (the runner hands :meth:`run` the resolved run)."""
 
     name = "lm_eval"
+    label = "lm-eval Italian suite"
     options: ClassVar[type] = LmEvalOptions
-    external = True
 
-    def load(self) -> list[Any]:
-        raise TaskError("task=lm_eval runs lm-evaluation-harness's own loop; it has no items of ours to load")
+    def summary_line(self, results: dict[str, Any]) -> str:
+        return "; ".join(f"{v['name']} {v['metric']} {v['value']:.4f} (n {v['n']}, {v['shots']}-shot)"
+                         for v in results["suite"].values())
 
     def plan(self) -> dict[str, dict[str, Any]]:
         cfg = self.cfg
@@ -280,24 +286,11 @@ class LmEvalTask(Task):
         if cfg.source is not None and not Path(cfg.source).is_dir():
             raise TaskError(f"source={cfg.source}: task=lm_eval reads a folder of local copies (SOURCE/TASK/SPLIT.jsonl)")
 
-    def run(self, resolved: Any) -> dict[str, Any]:
+    def run(self, run: Any) -> dict[str, Any]:
         """Run the suite through ``lm_eval.simple_evaluate``; write results.json / results.md /
-        predictions.jsonl in ``resolved.output_dir``; return the results dict."""
-        import yaml
-
-        from llamafactory_ext.eval.engine import (
-            check_model_path,
-            resolve_device,
-            resolve_dtype,
-        )
-        from llamafactory_ext.io import (
-            FolderLock,
-            atomic_write_json,
-            atomic_write_text,
-            ensure_dir,
-            sha256_file,
-            write_jsonl,
-        )
+        predictions.jsonl in ``run.output_dir`` (an ``eval.resolve.EvalRun``); return the results dict."""
+        from llamafactory_ext.eval.engine import check_model_path, resolve_device
+        from llamafactory_ext.io import FolderLock, ensure_dir
 
         cfg = self.cfg
         self._check()
@@ -306,65 +299,103 @@ class LmEvalTask(Task):
         if cfg.adapter_name_or_path:
             check_model_path(cfg.adapter_name_or_path, "adapter_name_or_path")
         baseline = load_baseline(cfg.baseline) if cfg.baseline else None
-        out = ensure_dir(resolved.output_dir)
+        out = ensure_dir(run.output_dir)
         with FolderLock(out):
-            task_dir = ensure_dir(out / TASK_DIR)
-            files: dict[str, dict[str, str]] = {}
-            for task, p in plan.items():
-                config, used = derived_config(task, p["shots"], cfg.source)
-                atomic_write_text(task_dir / f"{task}.yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-                files[task] = used
-            for stale in task_dir.glob("*.yaml"):
-                if stale.stem not in plan:
-                    stale.unlink()
+            files = write_task_configs(out / TASK_DIR, plan, cfg.source)
             device = resolve_device(cfg.device)
-            model_args: dict[str, Any] = {"pretrained": cfg.model_name_or_path, "dtype": resolve_dtype(cfg.dtype, device)}
-            if cfg.adapter_name_or_path:
-                model_args["peft"] = cfg.adapter_name_or_path
-            if cfg.model_args:
-                from lm_eval.utils import simple_parse_args_string
-
-                model_args.update(simple_parse_args_string(cfg.model_args))
+            model_args = self.model_args(device)
             limit = cfg.limit if cfg.limit is not None else cfg.limit_fraction
             started = time.time()
-            raw = evaluate(model_args, plan, task_dir, device, limit, cfg, resolved.system)
+            raw = evaluate(model_args, plan, out / TASK_DIR, device, limit, cfg, run.system)
             suite = suite_block(raw, plan)
             # the runner's template checks are about chat prompts; lm-eval builds its own
-            warnings = [w for w in resolved.warnings if "with template" not in w and "differs from the recipe's training template" not in w]
+            warnings = [w for w in run.warnings if "with template" not in w and "differs from the recipe's training template" not in w]
             comparison, more = compare_suites(suite, baseline["suite"] if baseline else None)
-            warnings += more
-            import lm_eval
+            samples = list(sample_rows(raw, plan)) if cfg.log_samples else []
+            if baseline is not None:  # McNemar per task from both runs' per-sample logs
+                from llamafactory_ext.eval.baseline import suite_paired
 
-            results = {
-                "schema_version": 2,
-                "task": self.name,
-                "source": {"source": cfg.source, "files": {t: {s: sha256_file(f) for s, f in used.items()} for t, used in files.items()}},
-                "items": {"count": sum(v["n"] for v in suite.values()), "per_task": {t: v["n"] for t, v in suite.items()}},
-                "suite": suite,
-                "comparison": comparison,
-                "model": {"model_name_or_path": cfg.model_name_or_path, "adapter_name_or_path": cfg.adapter_name_or_path,
-                          "backend": "lm-eval hf", "device": device, "dtype": model_args["dtype"]},
-                "config": dataclasses.asdict(cfg) | {"system": resolved.system},
-                "lm_eval": {"version": lm_eval.__version__, "limit": limit, "model_args": model_args,
-                            "results": raw["results"], "n-shot": raw.get("n-shot"), "n-samples": raw.get("n-samples"),
-                            "higher_is_better": raw.get("higher_is_better"), "versions": raw.get("versions"),
-                            "task_configs": f"{TASK_DIR}/"},
-                "warnings": warnings,
-                "baseline": str(cfg.baseline) if cfg.baseline else None,
-                "predictions_file": PREDICTIONS if cfg.log_samples else None,
-                "wall_time_s": round(time.time() - started, 3),
-                "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-            if cfg.log_samples:
-                write_jsonl(out / PREDICTIONS, sample_rows(raw, plan))
-            else:
-                (out / PREDICTIONS).unlink(missing_ok=True)
-            atomic_write_json(out / "results.json", results)
-            atomic_write_text(out / "results.md", render_markdown(results))
-        for w in warnings:
+                more += suite_paired(comparison, cfg.baseline, samples, suite)
+            results = self.results_dict(run, suite, comparison, raw, files, model_args, device, limit, warnings + more)
+            results["wall_time_s"] = round(time.time() - started, 3)
+            write_outputs(out, results, samples if cfg.log_samples else None)
+        for w in results["warnings"]:
             print(f"eval: warning: {w}", file=sys.stderr)
         print("lm_eval: " + "; ".join(f"{v['name']} {v['metric']} {_cell(v)} (n {v['n']}, {v['shots']}-shot)" for v in suite.values()))
         return results
+
+    def model_args(self, device: str) -> dict[str, Any]:
+        """lm-eval's HF model arguments: the model, its dtype, the adapter (``peft``), ``model_args=``."""
+        from llamafactory_ext.eval.engine import resolve_dtype
+
+        cfg = self.cfg
+        args: dict[str, Any] = {"pretrained": cfg.model_name_or_path, "dtype": resolve_dtype(cfg.dtype, device)}
+        if cfg.adapter_name_or_path:
+            args["peft"] = cfg.adapter_name_or_path
+        if cfg.model_args:
+            from lm_eval.utils import simple_parse_args_string
+
+            args.update(simple_parse_args_string(cfg.model_args))
+        return args
+
+    def results_dict(self, run: Any, suite: dict[str, Any], comparison: dict[str, Any], raw: dict[str, Any],
+                     files: dict[str, dict[str, str]], model_args: dict[str, Any], device: str, limit: float | None,
+                     warnings: list[str]) -> dict[str, Any]:
+        import lm_eval
+
+        from llamafactory_ext.io import sha256_file
+
+        cfg = self.cfg
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "task": self.name,
+            "source": {"source": cfg.source, "files": {t: {s: sha256_file(f) for s, f in used.items()} for t, used in files.items()}},
+            "items": {"count": sum(v["n"] for v in suite.values()), "per_task": {t: v["n"] for t, v in suite.items()}},
+            "suite": suite,
+            "comparison": comparison,
+            "model": {"model_name_or_path": cfg.model_name_or_path, "adapter_name_or_path": cfg.adapter_name_or_path,
+                      "backend": "lm-eval hf", "device": device, "dtype": model_args["dtype"]},
+            "config": dataclasses.asdict(cfg) | {"system": run.system},
+            "lm_eval": {"version": lm_eval.__version__, "limit": limit, "model_args": model_args,
+                        "results": raw["results"], "n-shot": raw.get("n-shot"), "n-samples": raw.get("n-samples"),
+                        "higher_is_better": raw.get("higher_is_better"), "versions": raw.get("versions"),
+                        "task_configs": f"{TASK_DIR}/"},
+            "warnings": warnings,
+            "baseline": str(cfg.baseline) if cfg.baseline else None,
+            "predictions_file": PREDICTIONS if cfg.log_samples else None,
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+
+def write_task_configs(task_dir: Path, plan: dict[str, dict[str, Any]], source: str | None) -> dict[str, dict[str, str]]:
+    """One small YAML per task in ``task_dir`` (lm-eval's own file ``include:``d, shots and local data
+    set); the YAMLs of tasks no longer planned removed. Returns {task: {split: local file}}."""
+    import yaml
+
+    from llamafactory_ext.io import atomic_write_text, ensure_dir
+
+    ensure_dir(task_dir)
+    files: dict[str, dict[str, str]] = {}
+    for task, p in plan.items():
+        config, used = derived_config(task, p["shots"], source)
+        atomic_write_text(task_dir / f"{task}.yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+        files[task] = used
+    for stale in task_dir.glob("*.yaml"):
+        if stale.stem not in plan:
+            stale.unlink()
+    return files
+
+
+def write_outputs(out: Path, results: dict[str, Any], samples: list[dict[str, Any]] | None) -> None:
+    """results.json / results.md, and predictions.jsonl: lm-eval's per-sample log (None: not logged)."""
+    from llamafactory_ext.io import atomic_write_json, atomic_write_text, write_jsonl
+
+    if samples is not None:
+        write_jsonl(out / PREDICTIONS, samples)
+    else:
+        (out / PREDICTIONS).unlink(missing_ok=True)
+    atomic_write_json(out / "results.json", results)
+    atomic_write_text(out / "results.md", render_markdown(results))
 
 
 def evaluate(model_args: dict[str, Any], plan: dict[str, dict[str, Any]], task_dir: Path, device: str,

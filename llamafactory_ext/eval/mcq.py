@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from llamafactory_ext.config import option
 from llamafactory_ext.data import mcq
 from llamafactory_ext.eval.extract import CHOICE_CHAINS, extract_choice
-from llamafactory_ext.eval.tasks import Task
+from llamafactory_ext.eval.tasks import ItemTask
 from llamafactory_ext.thinking import NOTHINK, THINK
 
 
@@ -25,7 +25,7 @@ class MCQOptions:
                             choices=tuple(CHOICE_CHAINS))
 
 
-class MCQTask(Task):
+class MCQTask(ItemTask):
     """Shared by ITALIC and Mult-IT: MCQItem rendering, letter extraction."""
 
     options: ClassVar[type] = MCQOptions
@@ -40,6 +40,15 @@ class MCQTask(Task):
 
     def macro_category(self, item: mcq.MCQItem) -> str | None:
         return item.macro_category
+
+    def question(self, item: mcq.MCQItem) -> str:
+        return item.question
+
+    def option_texts(self, item: mcq.MCQItem) -> tuple[str, ...]:
+        return tuple(text for _, text in item.options)
+
+    def chance(self, item: mcq.MCQItem) -> float | None:
+        return 1 / len(item.options) if item.options else None
 
     def system(self) -> str | None:
         return mcq.SYSTEM_PROMPT

@@ -5,7 +5,10 @@
 ``llamafactory-ext prepare multit_* val_size=0.1`` writes (``data/multit_*_val.jsonl``,
 sharegpt ``messages`` rows): the user turn is parsed back into the question and its options
 (it was rendered by ``data.mcq.render_user``, so rendering it again gives the same prompt) and
-the gold letter is the assistant turn after its last ``</think>``.
+the gold letter is the assistant turn after its last ``</think>``. A split prepared with
+``mix=all`` holds each question twice (with a trace and without): rows with the same question and
+options (``data.normalize.question_key``) are one item, counted once, and the run says how many
+were merged.
 """
 
 from __future__ import annotations
@@ -53,26 +56,57 @@ def item_from_messages(messages: list, index: int) -> mcq.MCQItem:
 
 class MultITTask(MCQTask):
     name = "multit"
+    label = "Mult-IT"
     categories: ClassVar[dict[str, list[str]]] = {}
 
     def load(self) -> list[mcq.MCQItem]:
         source, limit = self.cfg.source, self.cfg.limit
         if not source:
             raise TaskError("task=multit needs source=PATH: a quiz.json-shaped file or a prepared data/multit_*_val.jsonl")
-        from llamafactory_ext.data.sources import open_source
-
-        path = Path(source)
-        if path.suffix == ".jsonl" and path.is_file():
-            src = open_source(str(path))
-            first = next(src.rows(limit=1), None)
-            if first is not None and "messages" in first[1]:
-                items = []
-                for index, (number, row) in enumerate(src.rows(limit=limit)):
-                    try:
-                        items.append(item_from_messages(row.get("messages"), index))
-                    except ValueError as exc:
-                        raise TaskError(f"{path}:{number}: {exc}") from None
-                return items
+        if not isinstance(source, (list, tuple)) and _is_prepared(Path(source)):
+            items, merged = load_prepared(Path(source), limit)
+            self.notes = [(f"{source}: {merged} duplicate question(s) merged (the same question and options, e.g. a "
+                          "mix=all split holds each question with and without a trace): each is counted once")] if merged else []
+            return items
         from llamafactory_ext.data.multit import load_multit
 
-        return load_multit(source, limit=limit)
+        return load_multit(source, limit=limit)  # one quiz.json or several, read in turn
+
+
+def _is_prepared(path: Path) -> bool:
+    """A JSONL file of sharegpt ``messages`` rows (what ``prepare multit_* val_size=...`` writes)."""
+    from llamafactory_ext.data.sources import open_source
+
+    if path.suffix != ".jsonl" or not path.is_file():
+        return False
+    first = next(open_source(str(path)).rows(limit=1), None)
+    return first is not None and "messages" in first[1]
+
+
+def load_prepared(path: Path, limit: int | None) -> tuple[list[mcq.MCQItem], int]:
+    """(items, duplicates merged): one item per question and options, the first row's; ``limit``
+    counts items. Copies with another gold letter are an error naming both lines."""
+    from llamafactory_ext.data.normalize import question_key
+    from llamafactory_ext.data.sources import open_source
+
+    items: list[mcq.MCQItem] = []
+    seen: dict[str, tuple[int, mcq.MCQItem]] = {}
+    merged = 0
+    for index, (number, row) in enumerate(open_source(str(path)).rows()):
+        try:
+            item = item_from_messages(row.get("messages"), index)
+        except ValueError as exc:
+            raise TaskError(f"{path}:{number}: {exc}") from None
+        key = question_key(item.question, [text for _, text in item.options])
+        if key in seen:
+            first_line, first = seen[key]
+            if first.answer != item.answer:
+                raise TaskError(f"{path}:{number}: field 'messages': the same question as line {first_line} with another "
+                                f"answer ({item.answer!r}, there {first.answer!r})")
+            merged += 1
+            continue
+        if limit is not None and len(items) >= limit:
+            break
+        seen[key] = (number, item)
+        items.append(item)
+    return items, merged

@@ -268,23 +268,44 @@ class Analyzer:
 
     def _analyse_sft_row(self, name: str, index: int, row: dict[str, Any], ids: list[int], labels: list[int],
                          stats: DatasetStats, cutoff: int, eff: int) -> None:
-        trained_flags = [label != IGNORE_INDEX for label in labels]
-        n_trained = sum(trained_flags)
+        trained = [label != IGNORE_INDEX for label in labels]
+        n_trained = sum(trained)
         stats.trained_tokens += n_trained
         stats.masked_tokens += len(ids) - n_trained
-        messages = row["_prompt"] + row["_response"]
-        assistant = [m["content"] for m in messages if m["role"] == "assistant"]
-        trace = any(has_thought(c) for c in assistant)
+        trace = any(has_thought(m["content"]) for m in row["_prompt"] + row["_response"] if m["role"] == "assistant")
         stats.rows_with_trace += trace
+        empty = self._empty_think(ids, trained, stats)
+        cut, lost, pairs = self._cut(row, ids, trained, stats, cutoff, eff)
+        # the masked prompt of the last assistant turn
+        start = len(ids) - eff - len(pairs[-1][1]) if pairs is not None and not cut else _last_run_start(labels)
+        train_prompt = ids[:start] if start is not None else None
+        system = self._evaluator_system(row["_system"], stats.formatting)
+        mode = self.expected_mode(row["_response"][0]["content"])
+        if mode is not None:
+            self._parity(name, index, mode, row["_prompt"], system, train_prompt if not cut else None)
+        if len(stats.samples) < self.n:
+            stats.samples.append({
+                "dataset": name, "row": index + 1, "tokens": len(ids), "trained_tokens": n_trained,
+                "masked_tokens": len(ids) - n_trained, "has_trace": trace, "empty_think": empty,
+                "cut": cut, "answer_lost": lost, "match": self._match(row["_prompt"], system, train_prompt),
+                "expected_mode": mode, "spans": token_spans(self.tokenizer, ids, trained),
+            })
+
+    def _empty_think(self, ids: list[int], trained: list[bool], stats: DatasetStats) -> str | None:
+        """Where the empty think block of a row is: masked in the prompt or trained in the response."""
+        places = {trained[p] for p in find_sub(ids, self.thought_ids)}
         empty = None
-        places = {trained_flags[p] for p in find_sub(ids, self.thought_ids)}
         if False in places:
             stats.prompt_masked += 1
             empty = "prompt_masked"
         if True in places:
             stats.response_trained += 1
             empty = "response_trained"
+        return empty
 
+    def _cut(self, row: dict[str, Any], ids: list[int], trained: list[bool], stats: DatasetStats, cutoff: int,
+             eff: int) -> tuple[bool, bool, list | None]:
+        """(cut by cutoff_len, answer lost, the untruncated per-turn encoding when it was needed)."""
         cut = lost = False
         full_len = len(ids)
         pairs = None
@@ -293,46 +314,36 @@ class Analyzer:
             full_len = sum(len(s) + len(t) for s, t in pairs) + eff
             cut = full_len > cutoff
         stats.longest_row = max(stats.longest_row, full_len)
-        last = row["_response"][0]["content"]
         if cut:
             stats.cut_rows += 1
-            lost = self._answer_lost(ids, trained_flags, pairs[-1][1], last, eff)
+            lost = self._answer_lost(ids, trained, pairs[-1][1], row["_response"][0]["content"], eff)
             stats.answer_lost_rows += lost
+        return cut, lost, pairs
 
-        # the masked prompt of the last assistant turn
-        if pairs is not None and not cut:
-            start: int | None = len(ids) - eff - len(pairs[-1][1])
-        else:
-            start = _last_run_start(labels)
-        train_prompt = ids[:start] if start is not None else None
-        system = self._evaluator_system(row["_system"], stats.formatting)
-        mode = self.expected_mode(last)
-        if mode is not None:
-            self.trained_modes.add(mode)
-            if cut or train_prompt is None:
-                self.parity.cut[mode] += 1
-            else:
-                self.parity.rows[mode] += 1
-                evaluator = self.evaluator_prompt(mode, row["_prompt"], system)
-                if evaluator == train_prompt:
-                    self.parity.same[mode] += 1
-                elif self.parity.first[mode] is None:
-                    diff = first_difference(self.tokenizer, train_prompt, evaluator or [])
-                    self.parity.first[mode] = {"dataset": name, "row": index + 1, **diff}
+    def _parity(self, name: str, index: int, mode: str, prompt: list[dict[str, str]], system: str | None,
+                train_prompt: list[int] | None) -> None:
+        """Count the row's masked prompt against the evaluator's (a cut row is counted apart)."""
+        self.trained_modes.add(mode)
+        if train_prompt is None:
+            self.parity.cut[mode] += 1
+            return
+        self.parity.rows[mode] += 1
+        evaluator = self.evaluator_prompt(mode, prompt, system)
+        if evaluator == train_prompt:
+            self.parity.same[mode] += 1
+        elif self.parity.first[mode] is None:
+            diff = first_difference(self.tokenizer, train_prompt, evaluator or [])
+            self.parity.first[mode] = {"dataset": name, "row": index + 1, **diff}
 
-        if len(stats.samples) < self.n:
-            match = "none"
-            if train_prompt is not None:
-                for m in self.template_modes:
-                    if self.evaluator_prompt(m, row["_prompt"], system) == train_prompt:
-                        match = m
-                        break
-            stats.samples.append({
-                "dataset": name, "row": index + 1, "tokens": len(ids), "trained_tokens": n_trained,
-                "masked_tokens": len(ids) - n_trained, "has_trace": trace, "empty_think": empty,
-                "cut": cut, "answer_lost": lost, "match": match if self.template_modes else None,
-                "expected_mode": mode, "spans": token_spans(self.tokenizer, ids, trained_flags),
-            })
+    def _match(self, prompt: list[dict[str, str]], system: str | None, train_prompt: list[int] | None) -> str | None:
+        """The evaluator mode whose prompt equals the row's masked prompt (``none``; None: no chat template)."""
+        if not self.template_modes:
+            return None
+        if train_prompt is not None:
+            for m in self.template_modes:
+                if self.evaluator_prompt(m, prompt, system) == train_prompt:
+                    return m
+        return "none"
 
     def _answer_lost(self, ids: list[int], trained: list[bool], target: list[int], content: str, eff: int) -> bool:
         """Whether the final answer is not entirely inside the surviving trained tokens of the last turn.

@@ -7,6 +7,8 @@ import json
 import os
 from typing import Any
 
+from llamafactory_ext.config import format_value
+
 ANSI_TRAINED, ANSI_MASKED, ANSI_RESET = "\x1b[1;32m", "\x1b[2m", "\x1b[0m"
 ANSI_SEVERITY = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "info": "\x1b[36m"}
 MARK_OPEN, MARK_CLOSE = "[[", "]]"
@@ -16,20 +18,12 @@ def to_json(report: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in report.items() if not k.startswith("_")}, ensure_ascii=False, indent=2) + "\n"
 
 
-def _fmt_setting(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def settings_line(r: dict[str, Any]) -> str:
     s = r["settings"]
     packing = "false" if not s["packing"] else ("true (neat)" if s["neat_packing"] else "true")
     return (f"stage {s['stage']} | template {s['template']}{' (reasoning)' if s['reasoning_template'] else ''} | "
-            f"enable_thinking {_fmt_setting(s['enable_thinking'])} | cutoff_len {s['cutoff_len']} | packing {packing} | "
-            f"train_on_prompt {_fmt_setting(s['train_on_prompt'])} | mask_history {_fmt_setting(s['mask_history'])}")
+            f"enable_thinking {format_value(s['enable_thinking'])} | cutoff_len {s['cutoff_len']} | packing {packing} | "
+            f"train_on_prompt {format_value(s['train_on_prompt'])} | mask_history {format_value(s['mask_history'])}")
 
 
 SUMMARY_COLUMNS = [
@@ -160,6 +154,7 @@ def _e(text: Any) -> str:
 
 
 def render_html(r: dict[str, Any]) -> str:
+    """One self-contained page: settings, the summary per data set, lints, parity, samples."""
     s = r["settings"]
     parts = [
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -169,8 +164,14 @@ def render_html(r: dict[str, Any]) -> str:
         f"dataset_dir {_e(s['dataset_dir'])}"
         + (f"<br>evaluator modes this recipe trains: {_e(', '.join(s['modes_trained']))}" if s["modes_trained"] else "")
         + "</p>",
-        "<h2>Summary per data set</h2>", '<table id="summary"><thead><tr><th>data set</th>',
     ]
+    parts += _html_summary(r) + _html_lints(r) + _html_parity(r) + _html_samples(r)
+    parts.append("</body></html>")
+    return "".join(parts) + "\n"
+
+
+def _html_summary(r: dict[str, Any]) -> list[str]:
+    parts = ["<h2>Summary per data set</h2>", '<table id="summary"><thead><tr><th>data set</th>']
     parts += [f"<th>{_e(h)}</th>" for _, h in SUMMARY_COLUMNS]
     parts.append("</tr></thead><tbody>")
     for name, d in r["datasets"].items():
@@ -180,8 +181,11 @@ def render_html(r: dict[str, Any]) -> str:
     parts.append("</tbody></table>")
     parts.append('<p class="settings">empty think: rows whose <code>&lt;think&gt;\\n\\n&lt;/think&gt;\\n\\n</code> ends '
                  "the prompt without loss (masked) or starts the response with loss (trained)</p>")
+    return parts
 
-    parts.append(f'<h2>Lints ({len(r["lints"])})</h2><div id="lints">')
+
+def _html_lints(r: dict[str, Any]) -> list[str]:
+    parts = [f'<h2>Lints ({len(r["lints"])})</h2><div id="lints">']
     if not r["lints"]:
         parts.append("<p>none</p>")
     for item in r["lints"]:
@@ -189,11 +193,14 @@ def render_html(r: dict[str, Any]) -> str:
                      f'<span class="sev">{_e(item["severity"])}</span><code>{_e(item["code"])}</code>: {_e(item["message"])}'
                      f'<div class="fix"><b>fix:</b> {_e(item["fix"])}</div></div>')
     parts.append("</div>")
+    return parts
 
-    parts.append('<h2>Train/eval parity</h2><p>The masked training prompt of each row against the evaluator\'s prompt '
-                 "(<code>PromptEncoder(tokenizer, template, mode).encode(messages, system)</code>).</p>")
-    parts.append('<table id="parity"><thead><tr><th>mode</th><th>rows</th><th>result</th></tr></thead><tbody>')
-    counts = s["parity_rows"]
+
+def _html_parity(r: dict[str, Any]) -> list[str]:
+    parts = [('<h2>Train/eval parity</h2><p>The masked training prompt of each row against the evaluator\'s prompt '
+             "(<code>PromptEncoder(tokenizer, template, mode).encode(messages, system)</code>).</p>"),
+             '<table id="parity"><thead><tr><th>mode</th><th>rows</th><th>result</th></tr></thead><tbody>']
+    counts = r["settings"]["parity_rows"]
     for mode, value in r["parity"].items():
         if value == "identical":
             cell = '<span class="identical">identical</span>'
@@ -209,9 +216,12 @@ def render_html(r: dict[str, Any]) -> str:
     if not r["parity"]:
         parts.append('<tr><td class="text" colspan="3">stage pt trains no chat prompt</td></tr>')
     parts.append("</tbody></table>")
+    return parts
 
-    parts.append('<h2>Samples</h2><p class="legend">Legend: <span class="tok t">trained (carries loss)</span>'
-                 '<span class="tok m">masked (no loss)</span></p>')
+
+def _html_samples(r: dict[str, Any]) -> list[str]:
+    parts = [('<h2>Samples</h2><p class="legend">Legend: <span class="tok t">trained (carries loss)</span>'
+             '<span class="tok m">masked (no loss)</span></p>')]
     for sample in r["samples"]:
         parts.append(f'<section class="sample" data-dataset="{_e(sample["dataset"])}" data-row="{sample["row"]}">'
                      f"<h3>{_e(sample_header(sample))}</h3><pre>")
@@ -219,8 +229,7 @@ def render_html(r: dict[str, Any]) -> str:
             cls = "t" if span["trained"] else "m"
             parts.append(f'<span class="tok {cls}" data-start="{span["start"]}" data-end="{span["end"]}">{_e(span["text"])}</span>')
         parts.append("</pre></section>")
-    parts.append("</body></html>")
-    return "".join(parts) + "\n"
+    return parts
 
 
 def use_color(choice: str, stream: Any) -> bool:

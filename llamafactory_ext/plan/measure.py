@@ -164,7 +164,7 @@ def run(cfg: Any, path: str, result: dict[str, Any]) -> dict[str, Any]:
         model_dir = Path(cfg.model_dir).expanduser().resolve() if cfg.model_dir else work / "model"
         _say(f"writing {result['model']} with random weights to {model_dir} (config.json only, nothing downloaded)")
         t0 = time.perf_counter()
-        model_cfg, _ = load_model_config(str(cfg.recipe["model_name_or_path"]))
+        model_cfg, _ = load_model_config(result["config_source"])  # the config the estimate used (a merge chain resolved)
         stamp = write_random_model(model_cfg, model_dir, cfg.tokenizer)
         out: dict[str, Any] = {"model_dir": str(model_dir) if cfg.model_dir else None, "model_reused": stamp["reused"],
                                "model_build_seconds": time.perf_counter() - t0, "tokenizer": stamp.get("tokenizer_source")}

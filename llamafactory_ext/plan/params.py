@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from llamafactory_ext.plan.arch import PROJ_ATTN, PROJ_MLP, PROJECTIONS, Arch, PlanError
+from llamafactory_ext.plan.arch import PROJ_ATTN, PROJ_MLP, Arch, PlanError
 from llamafactory_ext.plan.recipe import positive_int
 
 
@@ -37,12 +37,26 @@ class Params:
     detail: str
 
 
+def frozen_vision(arch: Arch, recipe: dict[str, Any]) -> int:
+    """Vision-tower and merger parameters LLaMA-Factory keeps frozen (``freeze_vision_tower`` and
+    ``freeze_multi_modal_projector``, both true by default)."""
+    if arch.hybrid is None:
+        return 0
+    tower = arch.hybrid.vision_tower if recipe.get("freeze_vision_tower", True) else 0
+    return tower + (arch.hybrid.vision_merger if recipe.get("freeze_multi_modal_projector", True) else 0)
+
+
 def count_params(arch: Arch, recipe: dict[str, Any]) -> Params:
     ftype = str(recipe.get("finetuning_type", "lora"))
     base = arch.total_params()
     if ftype == "full":
-        return Params("full", base, base, base, [], 0, 0, 0, "all parameters train")
+        frozen = frozen_vision(arch, recipe)
+        detail = "all parameters train" + (f" but the frozen vision tower / merger ({frozen:,})" if frozen else "")
+        return Params("full", base - frozen, base, base, [], 0, 0, frozen, detail)
     if ftype == "freeze":
+        if arch.hybrid is not None:
+            raise PlanError(f"finetuning_type freeze is not modelled for the hybrid {arch.model_type} layers: "
+                            "plan finetuning_type=lora or full")
         return _count_freeze(arch, recipe, base)
     if ftype not in ("lora",):
         raise PlanError(f"finetuning_type {ftype!r} is not supported by the planner (lora, full, freeze)")
@@ -75,14 +89,14 @@ def _count_freeze(arch: Arch, recipe: dict[str, Any], base: int) -> Params:
 def lora_targets(arch: Arch, recipe: dict[str, Any]) -> list[str]:
     """``lora_target`` expanded: ``all`` = every Linear but lm_head (LLaMA-Factory's find_all_linear_modules)."""
     targets = _as_list(recipe.get("lora_target", "all")) or ["all"]
+    names = arch.linear_names()
     if targets == ["all"]:
-        targets = list(PROJECTIONS)
-    allowed = set(PROJECTIONS) | {"lm_head"}
-    unknown = [t for t in targets if t not in allowed]
+        targets = list(names)
+    unknown = [t for t in targets if t not in set(names) | {"lm_head"}]
     if unknown:
         raise PlanError(
             f"lora_target: module {unknown[0]!r} is not a Linear layer of a {arch.model_type} model "
-            f"(choose from all, {', '.join(PROJECTIONS)}, lm_head)"
+            f"(choose from all, {', '.join(names)}, lm_head)"
         )
     return targets
 
@@ -93,10 +107,11 @@ def _count_lora(arch: Arch, recipe: dict[str, Any], base: int) -> Params:
     use_dora = bool(recipe.get("use_dora", False))
     lora = 0
     modules = 0
-    for name, (fan_in, fan_out, _) in arch.linears().items():
-        if name in targets:
-            lora += arch.layers * (rank * (fan_in + fan_out) + (fan_out if use_dora else 0))
-            modules += arch.layers
+    for i in range(arch.layers):
+        for name, (fan_in, fan_out, _) in arch.layer_linears(i).items():
+            if name in targets:
+                lora += rank * (fan_in + fan_out) + (fan_out if use_dora else 0)
+                modules += 1
     if "lm_head" in targets:
         lora += rank * (arch.hidden + arch.vocab) + (arch.vocab if use_dora else 0)
         modules += 1
@@ -113,9 +128,9 @@ def _count_lora(arch: Arch, recipe: dict[str, Any], base: int) -> Params:
     quant = recipe.get("quantization_bit")
     method = "qlora" if quant in (4, 8) else "lora"
     label = "DoRA" if use_dora else "LoRA"
-    detail = f"{label} r{rank} on {','.join(t for t in PROJECTIONS + ('lm_head',) if t in targets)} ({modules} modules)"
+    detail = f"{label} r{rank} on {','.join(t for t in [*arch.linear_names(), 'lm_head'] if t in targets)} ({modules} modules)"
     if extra:
         detail += f" + full copies of {','.join(extra)}"
-    frozen_linear = arch.layers * arch.layer_linear_params() if quant in (4, 8) else 0
+    frozen_linear = arch.decoder_linear_params() if quant in (4, 8) else 0
     return Params(method, trainable, base + trainable, base, list(targets), modules,
                   frozen_linear, base - frozen_linear, detail)

@@ -174,10 +174,10 @@ def write_tokenizer(out: Path, cfg: dict[str, Any], tokenizer: str | None = None
         tok.save_pretrained(str(out))
         return tokenizer
     if cfg.get("model_type") in ("qwen2", "qwen3") and vocab >= QWEN3_TOKENS:
-        from llamafactory_ext.testing import build_tokenizer_json
+        from llamafactory_ext.fixtures import build_tokenizer_json
 
         build_tokenizer_json(out)
-        return "Qwen3's real vocabulary and ids (llamafactory_ext.testing)"
+        return "Qwen3's real vocabulary and ids (llamafactory_ext.fixtures)"
     write_byte_tokenizer(out, str(cfg.get("model_type")))
     return "byte-level stand-in with the Llama-3 / Qwen special tokens"
 

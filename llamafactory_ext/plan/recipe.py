@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from llamafactory_ext.config import RECIPE_RANGES, ConfigError, check_range
+from llamafactory_ext.config import ConfigError, check_range
+from llamafactory_ext.recipe_keys import RECIPE_RANGES
 
 
 def recipe_keys() -> set[str]:
-    """Every key ``llamafactory-cli train`` accepts (``config.llamafactory_train_keys``)."""
-    from llamafactory_ext.config import llamafactory_train_keys
+    """Every key ``llamafactory-cli train`` accepts (``recipe_keys.llamafactory_train_keys``)."""
+    from llamafactory_ext.recipe_keys import llamafactory_train_keys
 
     return llamafactory_train_keys()
 
@@ -28,7 +29,7 @@ def positive_int(recipe: dict[str, Any], key: str, default: int, where: str = ""
 
 
 def check_values(recipe: dict[str, Any], where: str) -> None:
-    """The ranges of :data:`llamafactory_ext.config.RECIPE_RANGES` (the checks LLaMA-Factory leaves
+    """The ranges of :data:`llamafactory_ext.recipe_keys.RECIPE_RANGES` (the checks LLaMA-Factory leaves
     to the first training step), and positive integers where the planner multiplies."""
     for key, value in recipe.items():
         if key not in RECIPE_RANGES or value is None:

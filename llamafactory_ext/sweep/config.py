@@ -1,7 +1,7 @@
 """Options of ``sweep`` (and, through :class:`RunOptions`, of ``study``), and their checks.
 
 Everything is checked before any trial starts: keys against LLaMA-Factory's own parser, values
-against the types it converts to and the ranges of ``config.RECIPE_RANGES`` (``lora_rank=0``,
+against the types it converts to and the ranges of ``recipe_keys.RECIPE_RANGES`` (``lora_rank=0``,
 ``learning_rate=abc`` stop the sweep at once, naming the key), the evaluator's keys, names.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import math
 import operator
 from pathlib import Path
 from typing import Any, Literal
@@ -16,11 +17,11 @@ from typing import Any, Literal
 from llamafactory_ext.config import (
     ConfigError,
     UserError,
-    check_recipe,
     format_value,
     option,
     parse_overrides,
 )
+from llamafactory_ext.recipe_keys import check_recipe
 
 # Keys the engine sets itself for every trial.
 RESERVED_KEYS = ("output_dir",)
@@ -62,10 +63,9 @@ class SweepConfig(RunOptions):
 
 
 def load_sweep_config(argv: list[str]) -> tuple[SweepConfig, str]:
-    from llamafactory_ext.config import from_argv, split_argv
+    from llamafactory_ext.config import argv_where, from_argv
 
-    cfg = from_argv(SweepConfig, argv)
-    where = split_argv(argv)[0] or "command line"
+    cfg, where = from_argv(SweepConfig, argv), argv_where(argv)
     for key in ("base", "output_dir"):
         if not getattr(cfg, key):
             raise SweepError(f"{where}: missing required key {key!r}")
@@ -95,7 +95,8 @@ def check_values(values: dict[str, Any], where: str) -> None:
 
 
 def check_keys(keys: Any, section: str, where: str, reserved: bool = True) -> None:
-    from llamafactory_ext.config import llamafactory_train_keys, unknown_key_error
+    from llamafactory_ext.config import unknown_key_error
+    from llamafactory_ext.recipe_keys import llamafactory_train_keys
 
     known = llamafactory_train_keys()
     for key in keys:
@@ -124,7 +125,7 @@ def eval_section(value: Any, where: str, cwd: str, reserved: tuple[str, ...] = (
         raise SweepError(f"{where}: eval.config: file not found: {section['config']}")
     overrides = as_overrides(section.get("overrides") or {}, where, "eval.overrides")
     file_keys = load_yaml(Path(cwd) / section["config"])
-    from llamafactory_ext.eval.runner import config_class
+    from llamafactory_ext.eval.options import config_class
 
     known = {f.name for f in dataclasses.fields(config_class(str(overrides.get("task", file_keys.get("task", "italic")))))}
     for key in overrides:
@@ -141,16 +142,49 @@ _BIN_OPS = {
     ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
 }
 _FUNCS = {"int": int, "float": float, "round": round, "min": min, "max": max, "str": str}
+# Bounds of a derived value: hyperparameters are small numbers and short texts. ``**`` is checked
+# BEFORE it runs (10 ** 5000 or 2 ** 2 ** 40 would take the machine's memory and time), the rest after.
+MAX_EXPONENT = 64
+MAX_INT_BITS = 256
+MAX_TEXT = 10_000
+
+
+def _bounded(op: type, a: Any, b: Any, where: str) -> Any:
+    """``a OP b`` unless it would be enormous: a SweepError naming the key instead."""
+    if op is ast.Pow and isinstance(b, (int, float)) and not isinstance(b, bool):
+        if abs(b) > MAX_EXPONENT:
+            raise SweepError(f"{where}: exponent {b!r} is too large (at most {MAX_EXPONENT})")
+        if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a).bit_length() * b > MAX_INT_BITS:
+            raise SweepError(f"{where}: the power is too large (more than {MAX_INT_BITS} bits)")
+    if op is ast.Mult and {type(a), type(b)} & {str} and isinstance(a if isinstance(b, str) else b, int):
+        count, text = (a, b) if isinstance(b, str) else (b, a)
+        if count * len(text) > MAX_TEXT:
+            raise SweepError(f"{where}: the text would be {count * len(text)} characters long (at most {MAX_TEXT})")
+    return _checked(_BIN_OPS[op](a, b), where)
+
+
+def _checked(value: Any, where: str) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+        raise SweepError(f"{where}: the value is too large (more than {MAX_INT_BITS} bits)")
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise SweepError(f"{where}: the text is {len(value)} characters long (at most {MAX_TEXT})")
+    if isinstance(value, complex) or (isinstance(value, float) and not math.isfinite(value)):
+        raise SweepError(f"{where}: the value is {value!r}, not a finite real number")
+    return value
 
 
 def eval_expression(expr: Any, names: dict[str, Any], key: str) -> Any:
-    """Evaluate a ``derived`` rule: arithmetic over the trial's keys (``2 * lora_rank``), nothing else."""
+    """Evaluate a ``derived`` rule: arithmetic over the trial's keys (``2 * lora_rank``), nothing else,
+    with bounded results (:data:`MAX_EXPONENT`, :data:`MAX_INT_BITS`, :data:`MAX_TEXT`)."""
     if not isinstance(expr, str):
         return expr  # a constant
     try:
         tree = ast.parse(expr, mode="eval")
     except SyntaxError as exc:
         raise SweepError(f"derived.{key}: cannot parse expression {expr!r}: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurdly deep nesting
+        raise SweepError(f"derived.{key}: cannot parse expression {expr[:80]!r}: {type(exc).__name__}") from None
+    where = f"derived.{key}: {expr!r}" if len(expr) <= 80 else f"derived.{key}"
 
     def ev(node: ast.AST) -> Any:
         if isinstance(node, ast.Expression):
@@ -162,15 +196,23 @@ def eval_expression(expr: Any, names: dict[str, Any], key: str) -> Any:
                 raise SweepError(f"derived.{key}: unknown name {node.id!r} in {expr!r}; known: {', '.join(sorted(names)) or '(none)'}")
             return names[node.id]
         if isinstance(node, ast.BinOp) and type(node.op) in _BIN_OPS:
-            return _BIN_OPS[type(node.op)](ev(node.left), ev(node.right))
+            return _bounded(type(node.op), ev(node.left), ev(node.right), where)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             value = ev(node.operand)
             return -value if isinstance(node.op, ast.USub) else value
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS and not node.keywords:
-            return _FUNCS[node.func.id](*[ev(a) for a in node.args])
+            args = [ev(a) for a in node.args]
+            if node.func.id == "round" and len(args) == 2 and isinstance(args[1], int) and abs(args[1]) > 400:
+                raise SweepError(f"{where}: round() to {args[1]} digits (at most 400)")
+            return _checked(_FUNCS[node.func.id](*args), where)
         raise SweepError(f"derived.{key}: only arithmetic on trial keys is allowed, got {expr!r}")
 
-    value = ev(tree)
+    try:
+        value = ev(tree)
+    except (ArithmeticError, TypeError, ValueError) as exc:  # 1 / 0, 10.0 ** 400, "a" - 1, int("x")
+        raise SweepError(f"{where}: {type(exc).__name__}: {exc}") from None
+    except RecursionError:
+        raise SweepError(f"{where}: nested too deeply") from None
     if isinstance(value, float) and value.is_integer() and "/" in expr and "//" not in expr:
         value = int(value)  # "lora_rank / 2" -> 4, not 4.0 (LoRA ranks and alphas are ints)
     return value

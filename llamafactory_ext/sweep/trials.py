@@ -4,9 +4,12 @@ A :class:`Trial` is a training command (``llamafactory-cli train RECIPE k=v ... 
 or none for an evaluation-only trial such as a study's baseline) and an evaluation command
 (``llamafactory-ext eval EVAL.yaml ... output_dir=<trial>/eval``), run as real subprocesses with
 their logs in the trial folder. :func:`run_trial` resumes: a finished training is not repeated,
-a finished evaluation neither; the commands are recorded (``<trial>/trial.settings.json``, through
-``io.check_settings``) and a trial whose commands changed is refused unless ``overwrite=true``.
-``<trial>/trial.json`` holds the state: running, done or failed (with exit code and log tail).
+a finished evaluation neither; what the trial consumes is recorded (``<trial>/provenance.json``:
+the recipe and evaluator config as resolved, the data files, model and source contents, through
+``sweep.inputs``) and a trial whose inputs changed is **stale** (:func:`status`): never done, refused
+unless ``overwrite=true``, which reruns it from scratch. The shared tokenized data is keyed on
+contents (``inputs.tokenized_key``). ``<trial>/trial.json`` holds the state: running, done or failed
+(with exit code and log tail).
 
 :func:`grid_trials` expands a sweep file's grid; ``study`` builds its trials with :func:`make_trial`.
 """
@@ -14,7 +17,6 @@ a finished evaluation neither; the commands are recorded (``<trial>/trial.settin
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import os
@@ -27,8 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llamafactory_ext import provenance as pv
 from llamafactory_ext.config import format_value, load_yaml
-from llamafactory_ext.io import atomic_write_json, check_settings, ensure_dir, set_aside
+from llamafactory_ext.io import atomic_write_json, ensure_dir, set_aside
 from llamafactory_ext.sweep.config import (
     SweepConfig,
     SweepError,
@@ -39,6 +42,7 @@ from llamafactory_ext.sweep.config import (
     eval_section,
     show,
 )
+from llamafactory_ext.sweep.inputs import has_outputs, stale_changes, tokenized_key, trial_provenance
 
 # Fields of LLaMA-Factory's DataArguments that do NOT change the tokenized data.
 _DATA_NEUTRAL = {
@@ -74,14 +78,12 @@ class Trial:
     train_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     log_tail_lines: int = 40
     overwrite: bool = False
+    recipe: str | None = None        # the training recipe file, as given
+    eval_args: list[str] = dataclasses.field(default_factory=list)  # EVAL.yaml key=value ... (what eval reads)
 
     def path(self) -> Path:
         d = Path(self.dir)
         return d if d.is_absolute() else Path(self.cwd) / d
-
-    def settings(self) -> dict[str, Any]:
-        """What must not change between a run and its resume (the commands, minus the executable)."""
-        return {"train": self.train_cmd[1:] if self.train_cmd else None, "eval": self.eval_cmd[3:] if self.eval_cmd else None}
 
 
 def data_keys() -> set[str]:
@@ -89,6 +91,11 @@ def data_keys() -> set[str]:
     from llamafactory.hparams import DataArguments
 
     return {f.name for f in dataclasses.fields(DataArguments) if f.init} - _DATA_NEUTRAL | _DATA_KEYS_EXTRA
+
+
+def data_key(recipe: dict[str, Any], cwd: str) -> str:
+    """The content key of a recipe's tokenized data (``inputs.tokenized_key`` of its data keys)."""
+    return tokenized_key({k: recipe.get(k) for k in sorted(data_keys()) if k in recipe}, recipe, cwd)
 
 
 def eval_command(eval_spec: dict, train_config: dict[str, Any], trial_dir: Path, recipe: str | None,
@@ -110,26 +117,42 @@ def eval_command(eval_spec: dict, train_config: dict[str, Any], trial_dir: Path,
             *[f"{k}={format_value(v)}" for k, v in over.items() if v is not None]]
 
 
-def make_trial(name: str, params: dict[str, Any], recipe: str | None, base: dict[str, Any], overrides: dict[str, Any],
-               out_root: Path, eval_spec: dict | None, cwd: str, env: dict[str, str], share: bool, log_tail_lines: int = 40,
-               eval_extra: dict[str, Any] | None = None, overwrite: bool = False) -> Trial:
-    """One trial: ``recipe`` + ``overrides`` (None: evaluation only), evaluated with ``eval_spec``."""
-    from llamafactory_ext.testing import llamafactory_cli
+def make_trial(
+    *,
+    name: str,
+    params: dict[str, Any],
+    recipe: str | None,
+    base: dict[str, Any],
+    overrides: dict[str, Any],
+    out_root: Path,
+    eval_spec: dict | None,
+    cwd: str,
+    env: dict[str, str],
+    share: bool = False,
+    log_tail_lines: int = 40,
+    eval_extra: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Trial:
+    """One trial (every argument by keyword): ``recipe`` (None: evaluation only) on top of the
+    ``base`` recipe keys with ``overrides``, in ``out_root / name``, evaluated with ``eval_spec``
+    (``eval_extra``: more evaluator keys, e.g. ``baseline``). ``params`` are the trial's summary
+    columns; ``share`` tokenizes once for every trial with the same data keys (``tokenized_path``)."""
+    from llamafactory_ext.runtime import llamafactory_cli
 
     trial_dir = out_root / name
     merged = {**base, **overrides, "output_dir": str(trial_dir)}
     overrides = dict(overrides)
     group = None
     if share and recipe is not None:
-        data_view = {k: merged.get(k) for k in sorted(data_keys()) if k in merged}
-        group = str(out_root / "tokenized" / hashlib.sha256(json.dumps(data_view, sort_keys=True, default=str).encode()).hexdigest()[:12])
+        group = str(out_root / "tokenized" / data_key(merged, cwd))
         overrides["tokenized_path"] = group
     overrides["output_dir"] = str(trial_dir)
     override_list = [f"{k}={format_value(v)}" for k, v in overrides.items()]
     train_cmd = [llamafactory_cli(), "train", recipe, *override_list] if recipe is not None else None
     eval_cmd = eval_command(eval_spec, merged, trial_dir, recipe, eval_extra) if eval_spec else None
     return Trial(name=name, params=params, dir=str(trial_dir), train_cmd=train_cmd, eval_cmd=eval_cmd, cwd=cwd, env=env,
-                 data_group=group, overrides=override_list, train_config=merged, log_tail_lines=log_tail_lines, overwrite=overwrite)
+                 data_group=group, overrides=override_list, train_config=merged, log_tail_lines=log_tail_lines, overwrite=overwrite,
+                 recipe=recipe, eval_args=eval_cmd[4:] if eval_cmd else [])
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,8 +234,9 @@ def grid_trials(cfg: SweepConfig, where: str, cwd: str | None = None) -> list[Tr
             raise SweepError(f"{where}: two trials have the same name {name!r} ({show(seen[name])} and {show(params)}); "
                              "use distinct grid values or a name_format that names every swept key")
         seen[name] = params
-        trials.append(make_trial(name, params, cfg.base, base, {**fixed, **params}, Path(cfg.output_dir), spec, cwd, env,
-                                 share, cfg.log_tail_lines, overwrite=cfg.overwrite))
+        trials.append(make_trial(name=name, params=params, recipe=cfg.base, base=base, overrides={**fixed, **params},
+                                 out_root=Path(cfg.output_dir), eval_spec=spec, cwd=cwd, env=env, share=share,
+                                 log_tail_lines=cfg.log_tail_lines, overwrite=cfg.overwrite))
     return trials
 
 
@@ -241,18 +265,6 @@ def trial_complete(trial: Trial) -> bool:
     return bool(state and state.get("status") == "done" and training_done(trial) and eval_done(trial))
 
 
-def changed_settings(trial: Trial) -> list[str]:
-    """What differs between the commands recorded in the trial folder and today's (empty: same or new)."""
-    from llamafactory_ext.io import settings_diff
-
-    record = trial.path() / "trial.settings.json"
-    try:
-        old = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return settings_diff(old, json.loads(json.dumps(trial.settings())))
-
-
 def recorded_status(trial: Trial) -> str:
     """done | failed | interrupted | pending: ``trial.json``'s status, checked against the outputs (a
     trial recorded done whose adapter or eval results are gone is interrupted, and runs again)."""
@@ -263,7 +275,8 @@ def recorded_status(trial: Trial) -> str:
 
 
 def status(trial: Trial) -> str:
-    return "changed" if changed_settings(trial) else recorded_status(trial)
+    """stale (its inputs changed since it ran: ``inputs.stale_changes``) | done | failed | interrupted | pending."""
+    return "stale" if stale_changes(trial) else recorded_status(trial)
 
 
 def _tail(path: Path, n: int) -> str:
@@ -371,11 +384,14 @@ def run_trial(trial: Trial, gpu_ids: list[str] | None = None) -> dict[str, Any]:
     d = ensure_dir(trial.path(), "trial folder")
     def discard() -> None:
         for child in d.iterdir():
-            if child.name != "trial.settings.json":
+            if child.name != pv.RECORD:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
-    check_settings(d / "trial.settings.json", trial.settings(), trial.overwrite, f"trial {trial.name}",
-                   has_outputs=any(d.iterdir()), discard=discard)
+    prov = trial_provenance(trial)
+    if trial.data_group and Path(trial.data_group).name != data_key(trial.train_config, trial.cwd):
+        raise pv.StaleInputs(f"trial {trial.name}: its data or tokenizer changed since the trials were planned "
+                             f"(tokenized_path {trial.data_group} is keyed on the old contents); run the command again")
+    pv.check(d, prov, trial.overwrite, f"outputs of trial {trial.name}", has_outputs=has_outputs(d), discard=discard)
     env = {**os.environ, **trial.env, "RECORD_VRAM": "1"}  # LLaMA-Factory logs peak GPU memory
     if gpu_ids is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)

@@ -38,6 +38,8 @@ MULTIT_BAD = [
     ({"question": "Fuori?", "choices": ["a", "b", "c"], "answer": "F"}, "answer", "answer_not_in_options"),
     ({"question": "Indice?", "choices": ["a", "b"], "answer": 2}, "answer", "answer_not_in_options"),
     ({"question": "Indice?", "choices": ["a", "b"], "answer": "5"}, "answer", "answer_not_in_options"),
+    ({"question": "Apice?", "choices": ["a", "b"], "answer": "²"}, "answer", "answer_not_in_options"),  # a digit int() cannot read
+    (b'{"question": "rotta \\ud800?", "choices": ["a", "b"], "answer": "A"}\n', "question", "lone_surrogate"),
     ({"question": "   ", "choices": ["a", "b"], "answer": "A"}, "question", "empty"),
     ({"question": 42, "choices": ["a", "b"], "answer": "A"}, "question", "wrong_type"),
     ({"question": "Tipo?", "choices": "Roma, Milano", "answer": "A"}, "choices", "wrong_type"),
@@ -138,7 +140,7 @@ def test_killed_run_leaves_no_readable_half_file(tmp_path):
     with open(big, "wb") as f:
         f.writelines(row.replace(b"How many?", f"How many ({i})?".encode()) for i in range(400_000))
     out = tmp_path / "data"
-    from llamafactory_ext.testing import cpu_env
+    from llamafactory_ext.runtime import cpu_env
 
     proc = subprocess.Popen([sys.executable, "-m", "llamafactory_ext.cli", "prepare", "synth_gsm8k", f"source={big}",
                              f"out_dir={out}"], env=cpu_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -228,3 +230,24 @@ def test_several_sources_read_in_turn(tmp_path, ext_cli):
     bad = write_jsonl(tmp_path / "C_bad.jsonl", [quiz_row(5), {"question": "x?", "choices": ["a"], "answer": "A"}])
     with pytest.raises(RowError, match=r"C_bad.jsonl: line 2, field 'choices'"):
         run("multit_nothink", opts("multit_nothink", source=[str(a), str(bad)], out_dir=str(out)), quiet=True)
+
+
+def test_a_lone_surrogate_in_a_json_array_is_one_line_naming_file_row_and_field(tmp_path, ext_cli):
+    src = tmp_path / "quiz.json"
+    src.write_text('[{"question": "Buona?", "choices": ["a", "b"], "answer": "A"},\n'
+                   ' {"question": "Rotta?", "choices": ["a", "\\ud800b"], "answer": "A"}]', encoding="utf-8")
+    with pytest.raises(RowError) as err:
+        run("multit_nothink", opts("multit_nothink", source=str(src), out_dir=str(tmp_path / "o"), register=False), quiet=True)
+    assert (err.value.row, err.value.field, err.value.reason) == (2, "choices", "lone_surrogate")
+    assert "lone surrogate \\ud800 at choices[1]" in str(err.value)
+    m = run("multit_nothink", opts("multit_nothink", source=str(src), out_dir=str(tmp_path / "o"), on_error="skip", register=False),
+            quiet=True)
+    assert m["rows"]["written"] == 1 and m["rejected"] == {"lone_surrogate": 1}
+    assert read_jsonl(tmp_path / "o" / "multit_nothink.rejects.jsonl")[0]["data"] == json.dumps(
+        {"question": "Rotta?", "choices": ["a", "\ud800b"], "answer": "A"})
+    csv_src = tmp_path / "quiz.csv"
+    csv_src.write_text('question,choices,answer\nRotta?,"[""a"", ""\\udc00""]",A\n', encoding="utf-8")
+    with pytest.raises(RowError, match=r"quiz.csv: row 1, field 'choices': holds a lone surrogate \\udc00"):
+        run("multit_nothink", opts("multit_nothink", source=str(csv_src), out_dir=str(tmp_path / "o"), register=False), quiet=True)
+    line = one_line_error(run_cmd([*ext_cli, "prepare", "multit_nothink", f"source={src}", f"out_dir={tmp_path / 'o2'}"]))
+    assert f"{src}: row 2, field 'choices': holds a lone surrogate" in line

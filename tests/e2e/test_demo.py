@@ -42,7 +42,7 @@ def test_dry_run_from_outside_the_checkout_plans_the_miniature_study(tmp_path):
 
 
 def test_stage_loop_reuses_redoes_and_cleans(tmp_path, capsys):
-    from llamafactory_ext.testing import cpu_env
+    from llamafactory_ext.runtime import cpu_env
 
     out = tmp_path
     (out / "logs").mkdir()
@@ -80,7 +80,7 @@ def test_the_report_says_whether_each_version_beats_the_base_by_more_than_the_in
 
 
 def test_a_changed_stage_invalidates_every_stage_after_it(tmp_path):
-    from llamafactory_ext.testing import cpu_env
+    from llamafactory_ext.runtime import cpu_env
 
     (tmp_path / "logs").mkdir()
     (tmp_path / "input.yaml").write_text("lr: 1\n")

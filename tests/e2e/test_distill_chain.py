@@ -88,7 +88,7 @@ def test_distill_prepare_train_chain(tmp_path, small_model, repo_root, monkeypat
     from llamafactory_ext.cli import main as ext_main
     from llamafactory_ext.data.multit import load_multit
     from llamafactory_ext.data.samples import sample_path
-    from llamafactory_ext.testing import tiny_train_overrides
+    from llamafactory_ext.runtime import tiny_train_overrides
     from llamafactory_ext.thinking import format_thinking
 
     quiz = sample_path("multit_quiz.json")

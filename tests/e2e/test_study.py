@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def study_dir(tmp_path, small_model):
-    from llamafactory_ext.testing import CPU_OVERRIDES
+    from llamafactory_ext.runtime import CPU_OVERRIDES
 
     demo = REPO / "llamafactory_ext" / "resources" / "demo"
     for name in ("multit_nothink", "multit_mixed"):
@@ -45,7 +45,7 @@ def study_dir(tmp_path, small_model):
 
 
 def _kill_during_v1_training(cwd) -> None:
-    from llamafactory_ext.testing import cpu_env
+    from llamafactory_ext.runtime import cpu_env
 
     proc = subprocess.Popen([*EXT, "study", "study.yaml"], cwd=cwd, env=cpu_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)

@@ -24,12 +24,12 @@ ITALIC_ROWS = [
 ]
 
 
-def write_sweep(tmp_path, repo_root, model, ranks, **extra):
+def write_sweep(tmp_path, repo_root, model, ranks, fixed_extra=(), **extra):
     """The shipped sweep file with a small grid, the tiny-model CPU overrides and a 2-item evaluation."""
     import yaml
 
     from llamafactory_ext.data.samples import prepare_samples
-    from llamafactory_ext.testing import tiny_train_overrides
+    from llamafactory_ext.runtime import tiny_train_overrides
 
     dataset_dir = prepare_samples(tmp_path / "ds", ["multit_mixed"])
     italic = tmp_path / "italic.jsonl"
@@ -37,7 +37,7 @@ def write_sweep(tmp_path, repo_root, model, ranks, **extra):
     sweep = load_yaml(repo_root / "recipes/sweeps/lora_rank.yaml")
     assert sweep["base"] == "recipes/v3_mixed.yaml" and sweep["derived"] == {"lora_alpha": "2 * lora_rank"}
     fixed = [o for o in tiny_train_overrides(model, dataset_dir, "unused", max_steps=1) if not o.startswith("output_dir=")]
-    fixed += ["per_device_train_batch_size=2", "gradient_accumulation_steps=1", "cutoff_len=256", "logging_steps=1"]
+    fixed += ["per_device_train_batch_size=2", "gradient_accumulation_steps=1", "cutoff_len=256", "logging_steps=1", *fixed_extra]
     sweep.update(
         grid={"lora_rank": ranks}, fixed=fixed, output_dir=str(tmp_path / "sweep"), gpus_per_trial=0,
         env={"CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}, **extra,
@@ -62,7 +62,8 @@ def test_lora_rank_sweep_interrupted_and_resumed(tmp_path, repo_root, small_mode
 
     monkeypatch.chdir(repo_root)  # the recipes use dataset_dir: . and repo-relative paths, like llamafactory-cli
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    path = write_sweep(tmp_path, repo_root, small_model, [4, 8, 12])
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    path = write_sweep(tmp_path, repo_root, small_model, [4, 8, 12], fixed_extra=["report_to=tensorboard"])
     out = tmp_path / "sweep"
 
     # First run stops after one trial (what an interruption leaves behind).
@@ -110,9 +111,23 @@ def test_lora_rank_sweep_interrupted_and_resumed(tmp_path, repo_root, small_mode
     adapter = json.loads((out / "lora_rank-12" / "adapter_config.json").read_text())
     assert adapter["r"] == 12 and adapter["lora_alpha"] == 24
     md = (out / "summary.md").read_text()
-    assert "| lora_rank-12 | done | 12 | 24 |" in md and "3 done, 0 failed" in md
+    assert f"| lora_rank-12 | lora_rank=12, lora_alpha=24 | {params[2]:,} |" in md and "3 done, 0 failed" in md
     for png in ("accuracy.png", "trainable_params.png", "final_loss.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Each trial's evaluation is in TensorBoard, in the run folder LLaMA-Factory's training wrote
+    # (report_to: tensorboard), beside its loss curve, equal to the evaluator's results.json.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for name in ("lora_rank-4", "lora_rank-12"):
+        (run,) = (out / name / "runs").iterdir()
+        acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+        acc.Reload()
+        results = json.loads((out / name / "eval" / "results.json").read_text())
+        assert "train/loss" in acc.Tags()["scalars"]
+        for mode in ("think", "nothink"):
+            (event,) = acc.Scalars(f"eval/accuracy/{mode}")
+            assert event.value == __import__("numpy").float32(results["modes"][mode]["accuracy"])
 
     # A third run has nothing left to do.
     assert sweep.main([str(path)]) == 0

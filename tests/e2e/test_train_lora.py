@@ -4,7 +4,7 @@ data registered in the project's top-level dataset_info.json.
 The model is the small-vocabulary tiny Qwen3 (`small_model`): the same Qwen BPE strings, so the
 logged prompt and labels decode to the same text, at a twentieth of the full vocabulary's step cost;
 the think tags are checked by the ids this tokenizer gives them (Qwen3's own ids are checked on the
-full-vocabulary fixture in tests/test_testing_fixture.py and tests/eval/test_real_data.py)."""
+full-vocabulary fixture in tests/test_fixtures.py and tests/eval/test_real_data.py)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _logged_ids(stdout: str, name: str) -> list[int]:
 def test_llamafactory_cli_trains_lora_adapter(tmp_path, small_model, repo_root):
     from transformers import AutoTokenizer
 
-    from llamafactory_ext.testing import llamafactory_cli, tiny_train_overrides
+    from llamafactory_ext.runtime import llamafactory_cli, tiny_train_overrides
 
     tokenizer = AutoTokenizer.from_pretrained(str(small_model))
 

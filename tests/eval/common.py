@@ -14,9 +14,9 @@ TIMING = ("gen_time_s", "_line")
 
 
 def make_cfg(**values: Any) -> Any:
-    """A checked eval config: the shared keys + the chosen task's own keys (``runner.config_class``)."""
+    """A checked eval config: the shared keys + the chosen task's own keys (``eval.options.config_class``)."""
     from llamafactory_ext.config import build
-    from llamafactory_ext.eval.runner import config_class
+    from llamafactory_ext.eval.options import config_class
 
     return build(config_class(str(values.get("task", "italic"))), values, where="test")
 
@@ -68,7 +68,7 @@ class Launched:
     ``result()`` waits for it and returns a ``CompletedProcess`` (for ``output_tail`` / ``one_line_error``)."""
 
     def __init__(self, args: list, folder: Path, name: str, env: dict[str, str] | None = None) -> None:
-        from llamafactory_ext.testing import cpu_env
+        from llamafactory_ext.runtime import cpu_env
 
         folder.mkdir(parents=True, exist_ok=True)
         self.paths = folder / f"{name}.stdout", folder / f"{name}.stderr"

@@ -83,7 +83,7 @@ class AdapterTraining(threading.Thread):
             self.error = str(exc)
 
     def _train(self, _folder: Path) -> Path:
-        from llamafactory_ext.testing import llamafactory_cli, tiny_train_overrides
+        from llamafactory_ext.runtime import llamafactory_cli, tiny_train_overrides
 
         r = self.recipe
         self.launched = Launched([llamafactory_cli(), "train", r["recipe"], *tiny_train_overrides(self.model, r["dataset_dir"],

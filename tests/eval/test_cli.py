@@ -102,10 +102,12 @@ def test_dollar_brace_value_is_taken_literally(launched, small_model, italic_fil
     # the prompt holds the literal text, exactly as the run renders it
     from transformers import AutoTokenizer
 
-    from llamafactory_ext.eval.runner import parse, resolve
+    from llamafactory_ext.config import from_argv
+    from llamafactory_ext.eval.options import config_for
+    from llamafactory_ext.eval.resolve import resolve
     from llamafactory_ext.prompts import PromptEncoder
 
-    r = resolve(parse([f"source={italic_file}", f"model_name_or_path={small_model}", "system=${HOME}", "thinking=off"]))
+    r = resolve(from_argv(config_for, [f"source={italic_file}", f"model_name_or_path={small_model}", "system=${HOME}", "thinking=off"]))
     assert r.system == "${HOME}"
     encoder = PromptEncoder(AutoTokenizer.from_pretrained(str(small_model)), r.template, "nothink")
     prompt = encoder.render(r.task.messages(r.task.load()[0]), r.system)

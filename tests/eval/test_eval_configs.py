@@ -1,4 +1,4 @@
-"""Every shipped evaluator config (recipes/eval) parses through ``runner.parse`` exactly as the
+"""Every shipped evaluator config (recipes/eval) parses through ``from_argv(eval.options.config_for, ...)`` exactly as the
 command line reads it, names only known keys (the shared ones + its task's own), and resolves
 (template, modes, system prompt) without loading a model; every compare config (recipes/compare)
 parses through the compare command's own options. Each begins with the command that runs it."""
@@ -11,7 +11,8 @@ import pytest
 
 from llamafactory_ext.config import from_argv, load_yaml
 from llamafactory_ext.eval.compare import CompareConfig, read_prompts
-from llamafactory_ext.eval.runner import parse, resolve
+from llamafactory_ext.eval.options import config_for
+from llamafactory_ext.eval.resolve import resolve
 from llamafactory_ext.eval.tasks import task_class
 from tests.helpers import REPO
 
@@ -31,7 +32,7 @@ def test_eval_config_parses_and_resolves(path, monkeypatch):
     text = path.read_text(encoding="utf-8")
     assert text.startswith("#") and f"llamafactory-ext eval {rel}" in text  # the command that runs it
     data = load_yaml(path)
-    cfg = parse([str(rel)])
+    cfg = from_argv(config_for, [str(rel)])
     for key, value in data.items():  # every key of the file arrives, typed
         if key != "thinking":
             assert getattr(cfg, key) == value or [getattr(cfg, key)] == value, key
@@ -46,7 +47,7 @@ def test_eval_config_parses_and_resolves(path, monkeypatch):
     if data.get("from_recipe"):
         assert r.template == load_yaml(REPO / data["from_recipe"])["template"]
     # an override on the command line wins over the file, through the same parser
-    assert parse([str(rel), "limit=7", "thinking=off"]).limit == 7
+    assert from_argv(config_for, [str(rel), "limit=7", "thinking=off"]).limit == 7
 
 
 @pytest.mark.parametrize("path", COMPARE_CONFIGS, ids=lambda p: p.name)

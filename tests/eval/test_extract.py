@@ -115,7 +115,7 @@ def test_numbers_equal():
     assert parse_number("abc") is None
 
 
-@pytest.mark.parametrize("text", ["1,23,4", "1.234,5", "1,2,3", ",5", "5,"])
+@pytest.mark.parametrize("text", ["1,23,4", "1,234,5", "1,2,3", ",5", "5,"])
 def test_odd_comma_groups_are_not_numbers(text):
     assert parse_number(text) is None
     assert canonical_number(text) is None
@@ -157,6 +157,29 @@ def test_numbers_one_comma_rule_with_the_converters(text, number):
 )
 def test_answer_is_reads_the_result_of_an_equation(text, number):
     assert extract_number(text) == (number, "answer_is")
+
+
+@pytest.mark.parametrize(
+    "text, number, method",
+    [
+        ("La risposta è 1.234,5 euro.", "1234.5", "answer_is"),
+        ("Quindi guadagna 1.234.567 euro in tutto", "1234567", "last_number"),
+        ("#### 1.500,25", "1500.25", "hashes"),
+        ("The answer is $70,000.", "70000", "answer_is"),
+        ("La risposta è 70.000.", None, "ambiguous_number"),      # 70 or 70000: never 70
+        ("Prima 3 rate, poi il totale: 70.000", None, "ambiguous_number"),  # no fallback to the 3
+        ("\\boxed{1.234}", None, "ambiguous_number"),
+        ("Il 12.03.2024 ha pagato 45 euro", "45", "last_number"),  # a date is no number
+    ],
+)
+def test_italian_numbers_and_ambiguous_ones(text, number, method):
+    assert extract_number(text) == (number, method)
+
+
+def test_a_known_convention_settles_an_ambiguous_answer():
+    assert extract_number("La risposta è 70.000.", convention="it") == ("70000", "answer_is")
+    assert extract_number("The answer is 70.000.", convention="en") == ("70", "answer_is")
+    assert extract_number("La risposta è 1,5", convention="it") == ("1.5", "answer_is")
 
 
 TOKENS = list("ABCDEabcde()*[]{}<>/#$.,-: \n\\0123456789è") + [

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from llamafactory_ext.eval import runner
+from llamafactory_ext.eval import probes
 from llamafactory_ext.eval.engine import Generation
 from llamafactory_ext.eval.runner import run
 from llamafactory_ext.thinking import EMPTY_THINK
@@ -54,7 +54,7 @@ def test_faithfulness_probe_counts_each_fraction(tmp_path, small_model, italic_f
                        faithfulness=True, faithfulness_samples=4))
     assert [ITALIC_SAMPLE[i]["answer"] for i in range(4)] == ["B", "C", "A", "A"]  # the golds EXPECTED counts with
     fa = res["modes"]["think"]["faithfulness"]
-    assert fa["samples"] == 4 and runner.FAITH_FRACTIONS == (0.25, 0.5, 0.75)
+    assert fa["samples"] == 4 and probes.FAITH_FRACTIONS == (0.25, 0.5, 0.75)
     assert {f: (v["changed"], v["change_rate"], v["accuracy"]) for f, v in fa["fractions"].items()} == {
         f: (e["changed"], e["changed"] / 4, e["correct"] / 4) for f, e in EXPECTED.items()}
     # each probe: the item's own cut, the forced letter, compared with the item's own final answer

@@ -68,7 +68,7 @@ def adapter(small_llama3, tmp_path_factory) -> Path:
 
 
 def _cfg(**kw):
-    from llamafactory_ext.eval.runner import config_class
+    from llamafactory_ext.eval.options import config_class
 
     return config_class("lm_eval")(task="lm_eval", device="cpu", progress=False, **kw)
 
@@ -87,7 +87,7 @@ def base_run(small_llama3, suite_dir, tmp_path_factory, forks) -> Path:
 
 def test_base_run_is_lm_evals_suite_with_the_published_shots(base_run, suite_dir):
     res = json.loads((base_run / "results.json").read_text())
-    assert res["schema_version"] == 2 and res["task"] == "lm_eval"
+    assert res["schema_version"] == 3 and res["task"] == "lm_eval"
     suite = res["suite"]
     assert list(suite) == ["arc_it", "hellaswag_it", "m_mmlu_it"]
     assert {t: (v["metric"], v["shots"], v["n"]) for t, v in suite.items()} == {
@@ -149,14 +149,31 @@ def test_lm_evals_number_reaches_our_table_unchanged(small_llama3, suite_dir, ad
         assert on_disk["suite"][task]["value"] == v["value"] and on_disk["suite"][task]["stderr"] == raw["results"][task][f"{metric}_stderr,none"]
         delta = v["value"] - base[task]["value"]
         assert res["comparison"][task]["delta"] == delta
+        b, c, p = _mcnemar(base_run / "predictions.jsonl", out / "predictions.jsonl", task, metric)
+        pair = res["comparison"][task]["paired"]
+        assert (pair["model_only"], pair["baseline_only"]) == (b, c) and pair["p_value"] == pytest.approx(p, abs=1e-6)
         row = next(line for line in md.splitlines() if line.startswith(f"| {v['name']} ({task}"))
         assert row.split(" | ")[1:] == [f"{base[task]['value']:.4f} ± {base[task]['stderr']:.4f}",
-                                        f"{v['value']:.4f} ± {v['stderr']:.4f}", f"{delta:+.4f} |"]
+                                        f"{v['value']:.4f} ± {v['stderr']:.4f}", f"{delta:+.4f}", f"{p:.3g} (b {b} / c {c}) |"]
         values.append(v["value"])
     assert any(0 < v < 1 for v in values), values  # not a degenerate all-0 / all-1 run
     assert any(c["delta"] != 0 for c in res["comparison"].values())  # the adapter is really applied
     table = [ln for ln in md.splitlines() if ln.startswith("| ")]
-    assert table[0] == "| Metric | Base | Model | Δ |" and len(table) == 1 + 3
+    assert table[0] == "| Metric | Base | Model | Δ | p (McNemar) |" and len(table) == 1 + 3
+
+
+def _mcnemar(base_log: Path, log: Path, task: str, metric: str) -> tuple[int, int, float]:
+    """b, c and the exact McNemar p of one task, from both runs' per-sample logs (scipy)."""
+    from scipy.stats import binomtest
+
+    def right(path):
+        return {r["doc_id"]: bool(r[metric]) for r in read_jsonl(path) if r["task"] == task}
+
+    first, second = right(base_log), right(log)
+    assert first.keys() == second.keys()
+    b = sum(second[d] and not first[d] for d in first)
+    c = sum(first[d] and not second[d] for d in first)
+    return b, c, binomtest(min(b, c), b + c, 0.5).pvalue if b + c else 1.0
 
 
 def test_limit_fraction_is_lm_evals_float_limit(small_llama3, suite_dir, tmp_path):
@@ -169,16 +186,17 @@ def test_limit_fraction_is_lm_evals_float_limit(small_llama3, suite_dir, tmp_pat
 
 
 def test_options_parse_from_the_command_line():
-    from llamafactory_ext.eval.runner import parse
+    from llamafactory_ext.config import from_argv
+    from llamafactory_ext.eval.options import config_for
 
-    cfg = parse(["task=lm_eval", "tasks=arc_it,hellaswag_it", "limit_fraction=0.2", "num_fewshot.m_mmlu_it=0",
+    cfg = from_argv(config_for, ["task=lm_eval", "tasks=arc_it,hellaswag_it", "limit_fraction=0.2", "num_fewshot.m_mmlu_it=0",
                  "metrics={arc_it: acc}", "model_name_or_path=x"])
     assert (cfg.task, cfg.limit_fraction, cfg.num_fewshot, cfg.metrics) == ("lm_eval", 0.2, {"m_mmlu_it": 0}, {"arc_it": "acc"})
     from llamafactory_ext.config import ConfigError
     from llamafactory_ext.eval.lm_eval import LmEvalTask
 
     with pytest.raises(ConfigError, match="limit_fraction must be < 1.0"):  # lm-eval reads 1.0 as one document
-        parse(["task=lm_eval", "limit_fraction=1.0"])
+        from_argv(config_for, ["task=lm_eval", "limit_fraction=1.0"])
 
     cfg.tasks = ["arc_it,hellaswag_it", "m_mmlu_it"]
     cfg.num_fewshot, cfg.metrics = {"m_mmlu_it": 0}, {"arc_it": "acc"}

@@ -15,15 +15,9 @@ import statistics
 import pytest
 
 from llamafactory_ext.config import UserError
-from llamafactory_ext.eval.runner import (
-    NEUTRAL_SETTINGS,
-    OUTPUT_SETTINGS,
-    EvalConfig,
-    config_class,
-    resolve,
-    run,
-    settings,
-)
+from llamafactory_ext.eval.options import NEUTRAL_SETTINGS, OUTPUT_SETTINGS, EvalConfig, config_class
+from llamafactory_ext.eval.resolve import resolve, settings
+from llamafactory_ext.eval.runner import run
 from llamafactory_ext.eval.stats import token_stats
 from llamafactory_ext.eval.tasks import TASKS
 from llamafactory_ext.io import ResumeError, read_jsonl, settings_path
@@ -52,7 +46,7 @@ def test_both_modes_base_and_adapter(tmp_path, small_model, small_adapter, base_
     tuned = run(eval_cfg(small_model, base_run["italic"], tmp_path / "tuned", adapter_name_or_path=str(small_adapter),
                          baseline=str(base_run["dir"])))
     for res in (base, tuned):
-        assert res["schema_version"] == 2 and set(res["modes"]) == MODES
+        assert res["schema_version"] == 3 and set(res["modes"]) == MODES
         for s in res["modes"].values():
             assert s["total"] == 5 and s["missing"] == 0
             assert s["correct"] + s["unfinished"] + s["unparsed"] + s["cut_off"] <= 5
@@ -80,10 +74,12 @@ def test_both_modes_base_and_adapter(tmp_path, small_model, small_adapter, base_
     for mode, table in comparison["modes"].items():
         assert {"total", "geography", "orthography", "culture and commonsense"} <= set(table)
         for name, cell in table.items():
-            assert cell == _expected_pair(base_rows, rows, mode, name), (mode, name)
+            got = {k: cell[k] for k in ("n", "delta", "model_only", "baseline_only", "p_value")}
+            assert got == _expected_pair(base_rows, rows, mode, name), (mode, name)
     md = (tmp_path / "tuned" / "results.md").read_text()
-    assert md.count("| Category | n | Baseline | Model [95 % CI] | Δ (pp) | p |") == 2
-    assert re.search(r"\| \*\*Total\*\* \| \*\*5\*\* \| \*\*\d+\.\d\d\*\* \| \*\*\d+\.\d\d \[\d+\.\d, \d+\.\d\]\*\* \| \*\*[+-]\d+\.\d\d", md), md
+    assert md.count("| Category | n | Chance | Baseline [95 % CI] | Model [95 % CI] | Δ (pp) [95 % CI] | p | p (Holm) |") == 2
+    assert re.search(r"\| \*\*Total\*\* \| \*\*5\*\* \| \*\*[\d.]+\*\* \| \*\*\d+\.\d\d \[\d+\.\d, \d+\.\d\]\*\* \| "
+                     r"\*\*\d+\.\d\d \[\d+\.\d, \d+\.\d\]\*\* \| \*\*[+-]\d+\.\d\d", md), md
     assert (tmp_path / "tuned" / "italic_think.png").stat().st_size > 1000
     assert (tmp_path / "tuned" / "italic_nothink.png").stat().st_size > 1000
 
@@ -104,7 +100,7 @@ def _expected_pair(base_rows, rows, mode, name):
     n = len(first)
     delta = 100 * (sum(second.values()) - sum(first.values())) / n
     return {"n": n, "delta": pytest.approx(delta, abs=1e-3), "model_only": b, "baseline_only": c,
-            "p_value": pytest.approx(p, abs=1e-6), "significant": p < 0.05}
+            "p_value": pytest.approx(p, abs=1e-6)}
 
 
 def test_resume_after_kill_gives_identical_rows(tmp_path, small_model, base_run, capsys):
@@ -143,7 +139,9 @@ def test_neutral_settings_resume_without_generating(tmp_path, small_model, base_
     # every figure is of the 3 items asked for, not of every row the folder holds
     assert all(s["total"] == 3 and s["missing"] == 0 for s in res["modes"].values())
     assert res["items"]["count"] == 3 and res["think_vs_nothink"]["total"]["n"] == 3
-    one_mode = run(eval_cfg(small_model, base_run["italic"], out, thinking="off", limit=2))
+    # one mode where results.json held two is refused (tests/eval/test_resume_inputs.py); overwrite=true replaces it
+    one_mode = run(eval_cfg(small_model, base_run["italic"], out, thinking="off", limit=2, overwrite=True))
+    assert (out / "predictions.jsonl").read_bytes() == before  # the same settings: resumed, nothing discarded
     assert set(one_mode["modes"]) == {"nothink"} and one_mode["modes"]["nothink"]["total"] == 2
     assert "think_vs_nothink" not in one_mode
 
@@ -297,7 +295,7 @@ def test_gsm8k_run_summary_and_progress(tmp_path, small_model, capsys):
     assert re.search(r"eval gsm8k: think: \d+\.\d\d% \[\d+\.\d, \d+\.\d\] \(\d/3, cut off \d", out.out), out.out
     assert "item/s" in out.err  # tqdm rate on stderr
     res = json.loads((tmp_path / "g" / "results.json").read_text())
-    assert res["schema_version"] == 2 and res["task"] == "gsm8k" and res["modes"]["nothink"]["total"] == 3
+    assert res["schema_version"] == 3 and res["task"] == "gsm8k" and res["modes"]["nothink"]["total"] == 3
     assert "per_category" not in res["modes"]["nothink"]  # GSM8K has no categories
     assert res["config"]["split"] == "test" and res["config"]["instruction"] is None  # the task's own options
 

@@ -1,6 +1,6 @@
 """The LLaMAntino-3-ANITA recipes (``recipes/anita_*.yaml``) run for real, as the chain of docs/anita.md,
 on the tiny LLaMA-3 (``arch=llama3 vocab=small``) on CPU, each through ``llamafactory-cli`` with ONLY
-``testing.tiny_train_overrides(...)`` (train) or the model / adapter / export-dir paths (export):
+``runtime.tiny_train_overrides(...)`` (train) or the model / adapter / export-dir paths (export):
 
     SFT (2 steps)  ->  merge (export)  ->  DPO (2 steps) on the merged SFT model  ->  merge (export)
     Italian pt (2 steps), next to the SFT run (it stands on the tiny base instead of the merged DPO model)
@@ -68,14 +68,14 @@ class Chain:
         self.runs: dict[str, tuple] = {}
 
     def _run(self, name: str, entry: str, args: list, out: Path | None, threads: int | None) -> None:
-        from llamafactory_ext.testing import cpu_env
+        from llamafactory_ext.runtime import cpu_env
 
         start = time.perf_counter()
         proc = self.forks.run(entry, args, cwd=REPO, env=cpu_env(threads=threads), timeout=600)
         self.runs[name] = (proc, out, time.perf_counter() - start)
 
     def train(self, name: str, model: Path, threads: int | None):
-        from llamafactory_ext.testing import tiny_train_overrides
+        from llamafactory_ext.runtime import tiny_train_overrides
 
         out = self.root / name
         self._run(name, "llamafactory-cli", ["train", f"recipes/{name}.yaml", *tiny_train_overrides(model, self.data, out, max_steps=2)],

@@ -33,7 +33,7 @@ def _llamafactory_encoded(name: str, tiny_model, dataset_dir, output_dir):
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_tokenizer
 
-    from llamafactory_ext.testing import CPU_OVERRIDES
+    from llamafactory_ext.runtime import CPU_OVERRIDES
 
     cfg = load_recipe(name)
     args = {**cfg, **CPU_OVERRIDES, "model_name_or_path": str(tiny_model), "dataset_dir": str(dataset_dir),

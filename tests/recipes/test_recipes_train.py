@@ -1,5 +1,5 @@
 """Every Qwen3 training recipe runs for real for 2 steps on CPU through a `llamafactory-cli train`
-process, with ONLY `testing.tiny_train_overrides(...)` (tiny model, prepared data dir, output
+process, with ONLY `runtime.tiny_train_overrides(...)` (tiny model, prepared data dir, output
 dir, max_steps, CPU switches); the merge recipe then runs `llamafactory-cli export` on the 2-step
 QLoRA adapter and the merged model loads without peft. Each command line is its own process forked
 from a server that paid LLaMA-Factory's imports once (tests/forkserver.py: ~7 CPU-s a process
@@ -55,7 +55,7 @@ QWEN_EXPORTS = [n for n in EXPORT_RECIPES if str(load_recipe(n).get("template", 
 @pytest.fixture(scope="module")
 def run_recipe(train_data, small_model, tmp_path_factory, forks):
     """`run_recipe(name)` -> (process, output_dir); each recipe trains once per module."""
-    from llamafactory_ext.testing import tiny_train_overrides
+    from llamafactory_ext.runtime import tiny_train_overrides
 
     done: dict[str, tuple] = {}
 

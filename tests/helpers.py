@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -43,15 +45,25 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def shared(sub: str) -> Path:
-    """A real data set in ../shared/data: skipped when absent, a failure under CI=true."""
+def under_ci() -> bool:
+    """CI=true (any case): nothing may be skipped (tests/conftest.py turns every skip into a failure)."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def missing(what: str) -> None:
+    """Something a test needs is not on this machine: skip with the reason, or fail under CI=true."""
     import pytest
 
+    if under_ci():
+        pytest.fail(f"CI=true, and {what}", pytrace=False)
+    pytest.skip(what)
+
+
+def shared(sub: str) -> Path:
+    """A real data set in ../shared/data: skipped when absent, a failure under CI=true."""
     path = SHARED_DATA / sub
     if not path.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but the real data {path} is missing (../shared must sit beside the checkout)")
-        pytest.skip(f"real data not present: {path}")
+        missing(f"the real data {path} is missing (../shared must sit beside the checkout)")
     return path
 
 
@@ -126,3 +138,41 @@ def first_rows(path: Path, n: int) -> None:
     from llamafactory_ext.io import atomic_write_text
 
     atomic_write_text(path, "".join(path.read_text(encoding="utf-8").splitlines(keepends=True)[:n]))
+
+
+def assert_lora_adapter(adapter_dir: Path, model_dir: Path, targets: set[str], rank: int) -> None:
+    """The adapter file holds, for every decoder layer and target module of the base, a LoRA pair
+    shaped by the base weight (out, in): A (rank, in) and B (out, rank); nothing else."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(model_dir) / "model.safetensors"), "pt") as fh:
+        base = {k: fh.get_slice(k).get_shape() for k in fh.keys()}  # noqa: SIM118 - safe_open is no dict
+    want = {}
+    for key, (out_dim, in_dim, *_) in ((k, s) for k, s in base.items() if len(s) == 2):
+        module = key.removesuffix(".weight").rsplit(".", 1)[-1]
+        if ".layers." in key and module in targets:
+            stem = "base_model.model." + key.removesuffix(".weight")
+            want[f"{stem}.lora_A.weight"] = [rank, in_dim]
+            want[f"{stem}.lora_B.weight"] = [out_dim, rank]
+    with safe_open(str(Path(adapter_dir) / "adapter_model.safetensors"), "pt") as fh:
+        got = {k: fh.get_slice(k).get_shape() for k in fh.keys()}  # noqa: SIM118
+    assert want and got == want, (sorted(set(got) ^ set(want)), {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v})
+
+
+@contextlib.contextmanager
+def random_fingerprints() -> Iterator[None]:
+    """`datasets` names the cache file of every ``map`` by dill-pickling its arguments, which hold
+    the tokenizer: about 5 s per map for Qwen's 151k-token one (for each of LLaMA-Factory's maps).
+    A random name per map changes nothing else: loading, alignment, template encoding and filtering
+    all run. (Fixture: ``fast_fingerprints``; module fixtures use this context.)"""
+    import datasets.arrow_dataset
+    import datasets.fingerprint
+    import pytest
+
+    def random_fingerprint(*args, **kwargs):
+        return datasets.fingerprint.generate_random_fingerprint()
+
+    with pytest.MonkeyPatch.context() as mp:
+        for module in (datasets.fingerprint, datasets.arrow_dataset):
+            mp.setattr(module, "update_fingerprint", random_fingerprint)
+        yield

@@ -105,12 +105,16 @@ def test_out_of_range_values_name_the_key(argv, key):
     assert from_argv(Ranged, ["maybe=null"]).maybe is None
 
 
-def test_format_value_round_trips_through_omegaconf():
-    from omegaconf import OmegaConf
+def test_format_value_round_trips_through_llamafactorys_reader(tmp_path, monkeypatch):
+    """`llamafactory-cli train r.yaml k=TEXT` reads TEXT back with LLaMA-Factory's own read_args
+    (OmegaConf.from_cli merged over the YAML, not resolved): every value comes back equal."""
+    from llamafactory.hparams.parser import read_args
 
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stage: sft\n")
     for value in (None, True, 8, 1e-4, 0.05, "q_proj,v_proj", [8, 16], "has space", "${x}", {"a": 1}):
-        text = format_value(value)
-        assert OmegaConf.to_container(OmegaConf.from_cli([f"k={text}"]), resolve=False)["k"] == value or value == "${x}"
+        monkeypatch.setattr("sys.argv", ["llamafactory-cli", str(recipe), f"k={format_value(value)}"])
+        assert read_args() == {"stage": "sft", "k": value}, value
 
 
 def test_recipe_values_checked_like_llamafactory_parser():

@@ -123,20 +123,6 @@ def inspect_run(tiny_model, tiny_tokenizer, tokenizers):
     return run
 
 
-@pytest.fixture
-def fast_fingerprints(monkeypatch):
-    """`datasets.map` hashes its function (LLaMA-Factory's processor, tokenizer included: ~17 s per
-    call on a 2-core machine) only to name cache files; a random name changes no row."""
-    import datasets.arrow_dataset
-    import datasets.fingerprint
-
-    def random_fingerprint(fingerprint, transform, transform_args):
-        return datasets.fingerprint.generate_random_fingerprint()
-
-    monkeypatch.setattr(datasets.fingerprint, "update_fingerprint", random_fingerprint)
-    monkeypatch.setattr(datasets.arrow_dataset, "update_fingerprint", random_fingerprint)
-
-
 def _data_rows(dataset_dir: Path, name: str) -> list[dict]:
     info = json.loads((dataset_dir / "dataset_info.json").read_text(encoding="utf-8"))
     lines = (dataset_dir / info[name]["file_name"]).read_text(encoding="utf-8").splitlines()
@@ -477,12 +463,14 @@ def test_bad_input_exits_2_with_one_line(tmp_path, samples_dir, tiny_model, caps
         assert expected in err, err
 
 
-def test_cli_subprocess_json_and_error_exit_status(samples_dir, tiny_model):
+def test_cli_subprocess_json_and_error_exit_status(samples_dir, small_model):
+    """The command line in a fresh process; the small-vocabulary tokenizer (what is checked here is
+    the JSON and the exit status; LLaMA-Factory's data pipeline hashes a 151k-token one for seconds)."""
     from llamafactory_ext.runtime import cpu_env
 
     proc = subprocess.run(
         [sys.executable, "-m", "llamafactory_ext.cli", "inspect", str(RECIPES_DIR / "v1_nothink.yaml"),
-         "enable_thinking=true", f"dataset_dir={samples_dir}", f"tokenizer={tiny_model}", "format=json", "n=2"],
+         "enable_thinking=true", f"dataset_dir={samples_dir}", f"tokenizer={small_model}", "format=json", "n=2"],
         check=False, capture_output=True, text=True, timeout=300, env=cpu_env(), cwd=REPO)
     assert proc.returncode == 1, proc.stderr[-3000:]
     import jsonschema

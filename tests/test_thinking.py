@@ -28,10 +28,25 @@ def test_format_rejects_nested_tags():
         th.format_thinking("a </think> b", "A")
 
 
-@given(st.text())
-def test_split_never_raises(text):
+TAGGED = st.lists(st.sampled_from(["<think>", "</think>", "\n", " ", "a", "B", "<", "think>"]), max_size=12).map("".join)
+
+
+@given(st.one_of(st.text(), TAGGED))
+def test_split_at_the_last_close_tag_for_any_text(text):
+    """Any text splits as the module says: the answer is what follows the LAST </think>; the
+    reasoning runs from the first <think> before it; an unclosed <think> leaves no answer."""
     s = th.split_output(text)
-    assert isinstance(s.answer, str) and isinstance(s.reasoning, str)
+    if "</think>" in text:
+        head, answer = text.rsplit("</think>", 1)
+        assert (s.closed, s.opened, s.answer) == (True, "<think>" in head, answer.strip())
+        assert s.reasoning == head.split("<think>", 1)[-1].strip()
+        assert s.balanced == ("<think>" in head)  # an opening before the closing one
+    elif "<think>" in text:
+        assert (s.closed, s.opened, s.answer, s.reasoning) == (False, True, "", text.split("<think>", 1)[1].strip())
+        assert not s.balanced  # opened, never closed
+    else:
+        assert (s.closed, s.opened, s.answer, s.reasoning) == (False, False, text.strip(), "")
+        assert s.balanced  # no tags at all
 
 
 @given(st.text(alphabet=st.characters(blacklist_characters="<>")), st.text(alphabet=st.characters(blacklist_characters="<>")))

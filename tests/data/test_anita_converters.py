@@ -17,7 +17,7 @@ from llamafactory_ext.data import get_spec
 from llamafactory_ext.data.fields import RowError
 from llamafactory_ext.data.prepare import options_class, run
 from llamafactory_ext.data.samples import SAMPLES_DIR
-from tests.helpers import read_jsonl, write_italic_sample, write_jsonl
+from tests.helpers import random_fingerprints, read_jsonl, write_italic_sample, write_jsonl
 
 BOM = b"\xef\xbb\xbf"
 
@@ -203,8 +203,6 @@ def test_pairwise_dataset_info_entry_is_what_llamafactory_parses(tmp_path):
 def lf_pairs(tmp_path_factory, tiny_llama3):
     """orpo_dpo_mix + preference prepared from the samples and loaded by LLaMA-Factory exactly as its
     DPO workflow does (``get_dataset(..., stage="rm")``: pairwise processor), template llama3."""
-    import datasets.arrow_dataset
-    import datasets.fingerprint
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.hparams import DataArguments, ModelArguments
     from transformers import AutoTokenizer, Seq2SeqTrainingArguments
@@ -217,12 +215,7 @@ def lf_pairs(tmp_path_factory, tiny_llama3):
                               overwrite_cache=True)
     template = get_template_and_fix_tokenizer(tok, data_args)
 
-    def random_fingerprint(*args, **kwargs):  # datasets would dill-hash the 128k tokenizer per map (slow)
-        return datasets.fingerprint.generate_random_fingerprint()
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(datasets.fingerprint, "update_fingerprint", random_fingerprint)
-        mp.setattr(datasets.arrow_dataset, "update_fingerprint", random_fingerprint)
+    with random_fingerprints():  # datasets would dill-hash the 128k tokenizer per map (slow)
         module = get_dataset(template, ModelArguments(model_name_or_path=str(tiny_llama3)), data_args,
                              Seq2SeqTrainingArguments(output_dir=str(tmp_path_factory.mktemp("lf")), report_to="none"),
                              stage="rm", tokenizer=tok)

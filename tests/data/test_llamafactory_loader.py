@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import read_jsonl
+from tests.helpers import random_fingerprints, read_jsonl
 
 THINK, END_THINK = 151667, 151668
 EMPTY_THINK = "<think>\n\n</think>\n\n"
@@ -27,15 +27,7 @@ EMPTY_THINK = "<think>\n\n</think>\n\n"
 
 @pytest.fixture(scope="module")
 def lf_load(samples_dataset_dir, tiny_model, tmp_path_factory):
-    import datasets.arrow_dataset
-    import datasets.fingerprint
-
-    def random_fingerprint(*args, **kwargs):
-        return datasets.fingerprint.generate_random_fingerprint()
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(datasets.fingerprint, "update_fingerprint", random_fingerprint)
-        mp.setattr(datasets.arrow_dataset, "update_fingerprint", random_fingerprint)
+    with random_fingerprints():
         yield from _lf_load(samples_dataset_dir, tiny_model, tmp_path_factory)
 
 

@@ -6,7 +6,11 @@
 2. The whole chain: distill -> ``prepare multit_think traces=...`` -> ``llamafactory-cli train
    recipes/v2_think.yaml`` with the tiny-model CPU overrides. The teacher outputs in this chain come
    from a scripted generator (see tests/test_distill.py) so that rows are kept; everything after
-   generation is real (filters, traces file, converter, LLaMA-Factory training subprocess)."""
+   generation is real (filters, traces file, converter, LLaMA-Factory training process).
+
+Both use the small-vocabulary tiny Qwen3 (``small_model``): the same Qwen BPE strings, so prompts and
+logged labels read the same; Qwen3's real ids are not what these tests check, and its 151,936-row
+output layer made each training step ~20 times slower."""
 
 from __future__ import annotations
 
@@ -17,12 +21,14 @@ import shutil
 import pytest
 
 from llamafactory_ext.eval.engine import Generation
-from tests.helpers import output_tail, run_cmd
+from tests.helpers import output_tail
 
 pytestmark = pytest.mark.e2e
 
 
-def test_real_tiny_teacher_plumbing(tmp_path, tiny_model, tiny_tokenizer, capsys):
+def test_real_tiny_teacher_plumbing(tmp_path, small_model, capsys):
+    from transformers import AutoTokenizer
+
     from llamafactory_ext import distill
     from llamafactory_ext.data.mcq import SYSTEM_PROMPT, build_messages
     from llamafactory_ext.data.multit import item_key, load_multit
@@ -31,7 +37,7 @@ def test_real_tiny_teacher_plumbing(tmp_path, tiny_model, tiny_tokenizer, capsys
 
     quiz = sample_path("multit_quiz.json")
     out = tmp_path / "traces.jsonl"
-    argv = [f"source={quiz}", f"output={out}", f"teacher.model={tiny_model}", "backend=hf", "limit=3",
+    argv = [f"source={quiz}", f"output={out}", f"teacher.model={small_model}", "backend=hf", "limit=3",
             "samples_per_question=2", "max_new_tokens=12", "batch_size=2", "engine.device=cpu"]
     assert distill.main(argv) == 0
     err = capsys.readouterr()
@@ -39,7 +45,7 @@ def test_real_tiny_teacher_plumbing(tmp_path, tiny_model, tiny_tokenizer, capsys
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     items = load_multit(str(quiz), limit=3)
     assert [r["key"] for r in rows] == [item_key(i) for i in items]
-    encoder = PromptEncoder(tiny_tokenizer, "qwen3", "think")
+    encoder = PromptEncoder(AutoTokenizer.from_pretrained(str(small_model)), "qwen3", "think")
     for row, item in zip(rows, items):
         assert row["prompt_tokens"] == len(encoder.encode(build_messages(item, variant="fast"), SYSTEM_PROMPT))
         assert 0 < row["completion_tokens"] <= 12
@@ -75,12 +81,14 @@ class CorrectTeacher:
         return out
 
 
-def test_distill_prepare_train_chain(tmp_path, tiny_model, tiny_tokenizer, repo_root, monkeypatch):
+def test_distill_prepare_train_chain(tmp_path, small_model, repo_root, monkeypatch, forks):
+    from transformers import AutoTokenizer
+
     from llamafactory_ext import distill
     from llamafactory_ext.cli import main as ext_main
     from llamafactory_ext.data.multit import load_multit
     from llamafactory_ext.data.samples import sample_path
-    from llamafactory_ext.runtime import llamafactory_cli, tiny_train_overrides
+    from llamafactory_ext.runtime import tiny_train_overrides
     from llamafactory_ext.thinking import format_thinking
 
     quiz = sample_path("multit_quiz.json")
@@ -88,7 +96,7 @@ def test_distill_prepare_train_chain(tmp_path, tiny_model, tiny_tokenizer, repo_
     traces = tmp_path / "traces.jsonl"
     cfg = distill.DistillConfig(source=str(quiz), output=str(traces), teacher={"model": "scripted"}, limit=8,
                                 progress=False)
-    stats = distill.run(cfg, engine=CorrectTeacher(tiny_tokenizer, items))
+    stats = distill.run(cfg, engine=CorrectTeacher(AutoTokenizer.from_pretrained(str(small_model)), items))
     assert stats.as_dict()["kept"] == 8
 
     dataset_dir = tmp_path / "ds"
@@ -103,9 +111,9 @@ def test_distill_prepare_train_chain(tmp_path, tiny_model, tiny_tokenizer, repo_
 
     monkeypatch.chdir(repo_root)
     out = tmp_path / "v2"
-    overrides = tiny_train_overrides(tiny_model, dataset_dir, out, max_steps=1)
-    proc = run_cmd([llamafactory_cli(), "train", "recipes/v2_think.yaml", *overrides,
-                    "per_device_train_batch_size=2", "gradient_accumulation_steps=1", "cutoff_len=512"], cwd=repo_root)
+    overrides = tiny_train_overrides(small_model, dataset_dir, out, max_steps=1)
+    proc = forks.run("llamafactory-cli", ["train", "recipes/v2_think.yaml", *overrides, "per_device_train_batch_size=2",
+                                          "gradient_accumulation_steps=1", "cutoff_len=512"], cwd=repo_root)
     assert proc.returncode == 0, output_tail(proc)
     assert (out / "adapter_model.safetensors").is_file()
     # LLaMA-Factory trained on the distilled trace (its first encoded example is logged)

@@ -102,7 +102,7 @@ def test_study_killed_resumes_and_evaluates_the_baseline_once(study_dir):
     rows = [line for line in md.splitlines() if line.startswith(("| Baseline |", "| V1 |", "| V3 |"))]
     assert len(rows) >= 3 and all(line.count("|") == 8 for line in rows[:3])
     assert "(n=6)" in rows[1] and "Published" not in md  # the tiny model is not Qwen3-8B on ITALIC
-    assert (study_dir / "out" / "study.png").stat().st_size > 0
+    assert (study_dir / "out" / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_study_dry_run_prints_every_command_of_the_published_study(tmp_path):

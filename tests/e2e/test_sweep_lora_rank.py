@@ -1,5 +1,5 @@
 """A real lora_rank sweep: the shipped recipes/sweeps/lora_rank.yaml (over recipes/v3_mixed.yaml) on the
-tiny Qwen3 on CPU, three ranks, real ``llamafactory-cli train`` subprocesses and the real evaluator on
+small-vocabulary tiny Qwen3 on CPU (Qwen3's real ids are not the point here), three ranks, real ``llamafactory-cli train`` subprocesses and the real evaluator on
 ITALIC-shaped rows in both thinking modes; interrupted after the first trial (``max_trials=1``) and
 resumed on the Ray backend (a local Ray instance on CPU: each remaining trial is a Ray task with a
 ``num_gpus`` request, here 0) so both schedulers run real trials in one sweep."""
@@ -24,7 +24,7 @@ ITALIC_ROWS = [
 ]
 
 
-def write_sweep(tmp_path, repo_root, tiny_model, ranks, fixed_extra=(), **extra):
+def write_sweep(tmp_path, repo_root, model, ranks, fixed_extra=(), **extra):
     """The shipped sweep file with a small grid, the tiny-model CPU overrides and a 2-item evaluation."""
     import yaml
 
@@ -38,7 +38,7 @@ def write_sweep(tmp_path, repo_root, tiny_model, ranks, fixed_extra=(), **extra)
     assert sweep["base"] == "../v3_mixed.yaml" and sweep["derived"] == {"lora_alpha": "2 * lora_rank"}
     # paths in a sweep file are relative to its folder: this copy lives elsewhere, so it names them in full
     sweep["base"], sweep["eval"]["config"] = str(repo_root / "recipes/v3_mixed.yaml"), str(repo_root / "recipes/eval/italic_zeroshot.yaml")
-    fixed = [o for o in tiny_train_overrides(tiny_model, dataset_dir, "unused", max_steps=1) if not o.startswith("output_dir=")]
+    fixed = [o for o in tiny_train_overrides(model, dataset_dir, "unused", max_steps=1) if not o.startswith("output_dir=")]
     fixed += ["per_device_train_batch_size=2", "gradient_accumulation_steps=1", "cutoff_len=256", "logging_steps=1", *fixed_extra]
     sweep.update(
         grid={"lora_rank": ranks}, fixed=fixed, output_dir=str(tmp_path / "sweep"), gpus_per_trial=0,
@@ -59,13 +59,13 @@ def local_ray():
     ray.shutdown()
 
 
-def test_lora_rank_sweep_interrupted_and_resumed(tmp_path, repo_root, tiny_model, monkeypatch, capsys, local_ray):
+def test_lora_rank_sweep_interrupted_and_resumed(tmp_path, repo_root, small_model, monkeypatch, capsys, local_ray):
     from llamafactory_ext import sweep
 
     monkeypatch.chdir(repo_root)  # the recipes use dataset_dir: . and repo-relative paths, like llamafactory-cli
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
-    path = write_sweep(tmp_path, repo_root, tiny_model, [4, 8, 12], fixed_extra=["report_to=tensorboard"])
+    path = write_sweep(tmp_path, repo_root, small_model, [4, 8, 12], fixed_extra=["report_to=tensorboard"])
     out = tmp_path / "sweep"
 
     # First run stops after one trial (what an interruption leaves behind).

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from llamafactory_ext.io import read_jsonl
+from tests.forkserver import Forked, ForkServer
 
 TIMING = ("gen_time_s", "_line")
 
@@ -81,68 +82,16 @@ class Launched:
         return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
 
 
-# A fork server for many short command lines: one process pays the imports every `eval` run pays
-# (torch, transformers, LLaMA-Factory's templates: ~9 CPU-seconds here), then forks one child per
-# command line. Each child is its own process running the CLI entry point (`cli.main`, as
-# `python -m llamafactory_ext.cli` does) with its own stdout, stderr and exit status; an exception
-# that escapes prints its traceback, as the interpreter would. All children run side by side.
-_FORK_SERVER = r"""
-import json, os, sys, traceback
-import llamafactory_ext.cli as cli
-import llamafactory_ext.eval.runner, llamafactory.data.template, transformers, torch  # noqa: E401,F401
-cases = json.loads(open(sys.argv[1], encoding="utf-8").read())
-sys.stdout.flush(); sys.stderr.flush()
-children = {}
-for name, case in cases.items():
-    pid = os.fork()
-    if pid == 0:
-        for fd, path in ((1, case["stdout"]), (2, case["stderr"])):
-            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
-        try:
-            code = cli.main(case["argv"])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        sys.stdout.flush(); sys.stderr.flush()
-        os._exit(code or 0)
-    children[pid] = name
-import time
-codes = {}
-while children:
-    pid, status = os.wait()
-    codes[children.pop(pid)] = {"code": os.waitstatus_to_exitcode(status), "pid": pid, "ended": time.monotonic()}
-open(sys.argv[2], "w", encoding="utf-8").write(json.dumps(codes))
-"""
-
-
-class Forked(subprocess.CompletedProcess):
-    """A finished forked command line: a ``CompletedProcess`` with its ``pid`` and when it ``ended``."""
-
-    def __init__(self, args: list[str], returncode: int, stdout: str, stderr: str, pid: int, ended: float) -> None:
-        super().__init__(args, returncode, stdout, stderr)
-        self.pid, self.ended = pid, ended
-
-
 def run_forked(commands: dict[str, list[str]], folder: Path, timeout: float = 600) -> dict[str, Forked]:
-    """``{name: [eval, key=value, ...]}`` -> ``{name: Forked}``, each run in its own process, all forked at once."""
-    import sys
-
-    folder.mkdir(parents=True, exist_ok=True)
-    cases = {name: {"argv": [str(a) for a in argv], "stdout": str(folder / f"{name}.stdout"), "stderr": str(folder / f"{name}.stderr")}
-             for name, argv in commands.items()}
-    (folder / "cases.json").write_text(json.dumps(cases), encoding="utf-8")
-    (folder / "fork_server.py").write_text(_FORK_SERVER, encoding="utf-8")
-    server = Launched([sys.executable, folder / "fork_server.py", folder / "cases.json", folder / "codes.json"], folder, "server")
-    done = server.result(timeout)
-    assert done.returncode == 0 and (folder / "codes.json").is_file(), f"fork server failed:\n{done.stderr[-3000:]}"
-    codes = json.loads((folder / "codes.json").read_text(encoding="utf-8"))
-    return {name: Forked(["llamafactory-ext", *case["argv"]], codes[name]["code"],
-                         Path(case["stdout"]).read_text(encoding="utf-8", errors="replace"),
-                         Path(case["stderr"]).read_text(encoding="utf-8", errors="replace"),
-                         codes[name]["pid"], codes[name]["ended"])
-            for name, case in cases.items()}
+    """``{name: [eval, key=value, ...]}`` -> ``{name: Forked}``: each command line its own
+    ``llamafactory-ext`` process forked by one server that paid the imports once (tests/forkserver.py),
+    all forked at once."""
+    server = ForkServer(folder)
+    try:
+        started = {name: server.start("llamafactory-ext", argv) for name, argv in commands.items()}
+        return {name: future.result(timeout) for name, future in started.items()}
+    finally:
+        server.close()
 
 
 class ScriptedEngine:

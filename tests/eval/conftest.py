@@ -1,8 +1,9 @@
 """Fixtures of the evaluator tests (helpers: tests/eval/common.py, tests/helpers.py).
 
 - ``small_adapter``: a LoRA adapter trained on the small-vocabulary tiny Qwen3 (``small_model``)
-  by a real ``llamafactory-cli train`` subprocess, once per session (2 steps, CPU), started
-  with the session when a collected test needs it.
+  by a real ``llamafactory-cli train`` subprocess, once per test run (2 steps, CPU; the first
+  worker trains behind the run's file lock, the other reuses it), started with the session when a
+  collected test needs it.
 - ``base_run``: one uninterrupted run of the small model on the ITALIC sample, both modes,
   4 new tokens, shared by the tests that resume it, compare with it or read its reports.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import pytest
 
 from llamafactory_ext.data.mcq import SYSTEM_PROMPT, MCQItem, build_messages
 from llamafactory_ext.thinking import format_thinking
+from tests.conftest import once_per_run
 from tests.eval.common import Launched, eval_cfg
 from tests.helpers import output_tail, write_italic_sample
 
@@ -34,8 +37,13 @@ QUIZ = [
 
 @pytest.fixture(scope="session")
 def small_recipe(tmp_path_factory, small_model, repo_root) -> dict:
-    """A mixed (enable_thinking: null) LoRA recipe on the small tiny Qwen3, its data dir and output dir."""
-    root = tmp_path_factory.mktemp("eval-recipe")
+    """A mixed (enable_thinking: null) LoRA recipe on the small tiny Qwen3, its data dir and output dir
+    (one per run: its output_dir is where ``small_adapter`` is trained)."""
+    root = once_per_run(tmp_path_factory, "eval-recipe", lambda folder: _write_recipe(folder, small_model, repo_root))
+    return {"recipe": root / "small_mixed.yaml", "dataset_dir": root / "ds", "output_dir": root / "adapter"}
+
+
+def _write_recipe(root: Path, small_model: Path, repo_root: Path) -> Path:
     dataset_dir = root / "ds"
     (dataset_dir / "data").mkdir(parents=True)
     shutil.copy(repo_root / "dataset_info.json", dataset_dir / "dataset_info.json")
@@ -55,34 +63,58 @@ def small_recipe(tmp_path_factory, small_model, repo_root) -> dict:
         f"cutoff_len: 256\nper_device_train_batch_size: 2\nlearning_rate: 5.0e-2\nlogging_steps: 1\n"
         f"save_steps: 100\noutput_dir: {out}\n"
     )
-    return {"recipe": recipe, "dataset_dir": dataset_dir, "output_dir": out}
+    return root
+
+
+class AdapterTraining(threading.Thread):
+    """Trains the adapter once per run, in the background: the first worker to get the run's lock
+    starts ``llamafactory-cli train``; the other waits for it (in this thread) and reuses the adapter."""
+
+    def __init__(self, tmp_path_factory, recipe: dict, model: Path) -> None:
+        super().__init__(daemon=True)
+        self.factory, self.recipe, self.model = tmp_path_factory, recipe, model
+        self.launched: Launched | None = None
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            once_per_run(self.factory, "eval-adapter", self._train)
+        except Exception as exc:  # noqa: BLE001 - reported by small_adapter, in the test that needs it
+            self.error = str(exc)
+
+    def _train(self, _folder: Path) -> Path:
+        from llamafactory_ext.runtime import llamafactory_cli, tiny_train_overrides
+
+        r = self.recipe
+        self.launched = Launched([llamafactory_cli(), "train", r["recipe"], *tiny_train_overrides(self.model, r["dataset_dir"],
+                                  r["output_dir"], max_steps=2)], _folder / "logs", "train")
+        proc = self.launched.result()
+        if proc.returncode != 0:
+            raise RuntimeError(output_tail(proc))
+        return r["output_dir"]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _adapter_training(request) -> Iterator[Launched | None]:
+def _adapter_training(request, tmp_path_factory) -> Iterator[AdapterTraining | None]:
     """Starts the adapter's training with the session when a collected test needs the adapter, so
     the subprocess runs beside the first tests instead of holding up the first test that needs it."""
     if not any("small_adapter" in getattr(item, "fixturenames", ()) for item in request.session.items):
         yield None
         return
-    from llamafactory_ext.runtime import llamafactory_cli, tiny_train_overrides
-
-    recipe, model = request.getfixturevalue("small_recipe"), request.getfixturevalue("small_model")
-    args = [llamafactory_cli(), "train", recipe["recipe"],
-            *tiny_train_overrides(model, recipe["dataset_dir"], recipe["output_dir"], max_steps=2)]
-    training = Launched(args, recipe["recipe"].parent / "logs", "train")
+    training = AdapterTraining(tmp_path_factory, request.getfixturevalue("small_recipe"), request.getfixturevalue("small_model"))
+    training.start()
     yield training
-    if training.proc.poll() is None:  # the session stopped before a test needed the adapter
-        training.proc.kill()
-        training.proc.wait()
+    if training.is_alive() and training.launched is not None and training.launched.proc.poll() is None:
+        training.launched.proc.kill()  # the session stopped before the adapter was done
+        training.launched.proc.wait()
 
 
 @pytest.fixture(scope="session")
 def small_adapter(_adapter_training, small_recipe) -> Path:
-    """LoRA adapter trained in this session by a real ``llamafactory-cli train`` (2 steps, CPU)."""
+    """LoRA adapter trained in this run by a real ``llamafactory-cli train`` (2 steps, CPU)."""
     assert _adapter_training is not None
-    proc = _adapter_training.result()
-    assert proc.returncode == 0, output_tail(proc)
+    _adapter_training.join()
+    assert _adapter_training.error is None, _adapter_training.error
     out = small_recipe["output_dir"]
     assert (out / "adapter_config.json").is_file()
     return out

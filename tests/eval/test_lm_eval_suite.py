@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import output_tail, read_jsonl, run_cmd
+from tests.helpers import output_tail, read_jsonl
 
 ARC = [("Qual è la capitale d'Italia?", ["Roma", "Milano", "Napoli", "Torino"], "A"),
        ("Quale fiume attraversa Firenze?", ["Po", "Arno", "Tevere", "Adige"], "B"),
@@ -74,11 +74,12 @@ def _cfg(**kw):
 
 
 @pytest.fixture(scope="module")
-def base_run(small_llama3, suite_dir, tmp_path_factory, ext_cli) -> Path:
-    """The base model through the real command line (runner hook + lm-eval), offline."""
+def base_run(small_llama3, suite_dir, tmp_path_factory, forks) -> Path:
+    """The base model through the real command line (runner hook + lm-eval), offline: its own
+    `llamafactory-ext eval` process, forked by the worker's fork server (tests/forkserver.py)."""
     out = tmp_path_factory.mktemp("lm-eval-base") / "out"
-    proc = run_cmd([*ext_cli, "eval", "task=lm_eval", "tasks=arc_it,hellaswag_it,m_mmlu_it", f"model_name_or_path={small_llama3}",
-                    f"source={suite_dir}", f"output_dir={out}", "device=cpu"], timeout=300)
+    proc = forks.run("llamafactory-ext", ["eval", "task=lm_eval", "tasks=arc_it,hellaswag_it,m_mmlu_it", f"model_name_or_path={small_llama3}",
+                                          f"source={suite_dir}", f"output_dir={out}", "device=cpu"], timeout=300)
     assert proc.returncode == 0, output_tail(proc)
     assert "lm_eval: Arc.IT acc_norm" in proc.stdout
     return out

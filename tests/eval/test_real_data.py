@@ -4,6 +4,7 @@ wrong option / number, through the real re-scoring path (``predictions=``, no mo
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 
@@ -81,7 +82,8 @@ def test_italic_every_row_renders_and_scores(tmp_path, italic_dir, tiny_tokenize
     md = (tmp_path / "gold" / "results.md").read_text()
     assert re.search(r"^\| Current events \| 92 \| [\d.]+ \| 100\.00 \[96\.0, 100\.0\] \|$", md, re.MULTILINE), md
     assert re.search(r"^\| \*\*Language capability\*\* \| \*\*4034\*\* \| \*\*[\d.]+\*\* \| \*\*100\.00 \[99\.9, 100\.0\]\*\* \|$", md, re.MULTILINE), md
-    assert good["items"]["count"] == 10_000 and good["source"]["sha256"]
+    assert good["items"]["count"] == 10_000
+    assert good["source"]["sha256"] == hashlib.sha256((italic_dir / "italic.jsonl").read_bytes()).hexdigest()
 
 
 def test_gsm8k_every_row_renders_and_scores(tmp_path, gsm8k_dir):

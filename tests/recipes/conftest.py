@@ -7,16 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import once_per_run
 from tests.helpers import TRAIN_RECIPES, load_recipe
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prepared_data(tmp_path_factory) -> Path:
     """A dataset_dir holding the repo's dataset_info.json and every registered data set
-    prepared from the built-in samples by the real converters, with `_val` splits."""
+    prepared from the built-in samples by the real converters, with `_val` splits; built once
+    per run (read-only: copy it before writing into it)."""
     from llamafactory_ext.data.samples import prepare_samples
 
-    root = prepare_samples(tmp_path_factory.mktemp("prepared") / "ds", val_size=0.1)
+    root = once_per_run(tmp_path_factory, "prepared", lambda out: prepare_samples(out / "ds", val_size=0.1))
     info = json.loads((root / "dataset_info.json").read_text(encoding="utf-8"))
     for recipe in TRAIN_RECIPES:
         cfg = load_recipe(recipe)

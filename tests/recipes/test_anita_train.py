@@ -11,7 +11,8 @@ the Qwen3 ones on the tiny Qwen3).
 
 Data: the real converters' output for the built-in samples (``prepare_samples``). Two processes run at
 once with one thread each (``cpu_env(threads=1)``). ``llamafactory-ext plan`` on the DPO recipe gives
-the trainable-parameter count that LLaMA-Factory logs.
+the trainable-parameter count that LLaMA-Factory logs. Each command line is its own process forked from
+a server that paid LLaMA-Factory's imports once (tests/forkserver.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from tests.helpers import (
     REPO,
     load_recipe,
     output_tail,
-    run_cmd,
 )
 
 pytestmark = pytest.mark.e2e
@@ -63,32 +63,32 @@ def test_the_chain_is_complete():
 class Chain:
     """Every ANITA recipe run once per module: (process, output dir, wall seconds) per name."""
 
-    def __init__(self, model: Path, data: Path, root: Path) -> None:
-        self.model, self.data, self.root = model, data, root
+    def __init__(self, model: Path, data: Path, root: Path, forks) -> None:
+        self.model, self.data, self.root, self.forks = model, data, root, forks
         self.runs: dict[str, tuple] = {}
 
+    def _run(self, name: str, entry: str, args: list, out: Path | None, threads: int | None) -> None:
+        from llamafactory_ext.runtime import cpu_env
+
+        start = time.perf_counter()
+        proc = self.forks.run(entry, args, cwd=REPO, env=cpu_env(threads=threads), timeout=600)
+        self.runs[name] = (proc, out, time.perf_counter() - start)
+
     def train(self, name: str, model: Path, threads: int | None):
-        from llamafactory_ext.runtime import cpu_env, llamafactory_cli, tiny_train_overrides
+        from llamafactory_ext.runtime import tiny_train_overrides
 
         out = self.root / name
-        start = time.perf_counter()
-        proc = run_cmd([llamafactory_cli(), "train", f"recipes/{name}.yaml", *tiny_train_overrides(model, self.data, out, max_steps=2)],
-                       cwd=REPO, env=cpu_env(threads=threads), timeout=600)
-        self.runs[name] = (proc, out, time.perf_counter() - start)
+        self._run(name, "llamafactory-cli", ["train", f"recipes/{name}.yaml", *tiny_train_overrides(model, self.data, out, max_steps=2)],
+                  out, threads)
 
     def export(self, name: str, model: Path, adapter: Path, threads: int | None):
-        from llamafactory_ext.runtime import cpu_env, llamafactory_cli
-
         out = self.root / name
-        start = time.perf_counter()
-        proc = run_cmd([llamafactory_cli(), "export", f"recipes/{name}.yaml", f"model_name_or_path={model}",
-                        f"adapter_name_or_path={adapter}", f"export_dir={out}"], cwd=REPO, env=cpu_env(threads=threads), timeout=600)
-        self.runs[name] = (proc, out, time.perf_counter() - start)
+        self._run(name, "llamafactory-cli", ["export", f"recipes/{name}.yaml", f"model_name_or_path={model}",
+                                             f"adapter_name_or_path={adapter}", f"export_dir={out}"], out, threads)
 
     def plan(self) -> None:
-        start = time.perf_counter()
-        proc = run_cmd([*EXT_CMD, "plan", "recipes/anita_dpo_qlora.yaml", f"model_name_or_path={self.model}", "format=json"], cwd=REPO)
-        self.runs["plan"] = (proc, None, time.perf_counter() - start)
+        self._run("plan", "llamafactory-ext", ["plan", "recipes/anita_dpo_qlora.yaml", f"model_name_or_path={self.model}",
+                                               "format=json"], None, None)
 
     def ok(self, name: str) -> tuple:
         proc, out, _ = self.runs[name]
@@ -96,17 +96,13 @@ class Chain:
         return proc, out
 
 
-EXT_CMD: list[str] = []
-
-
 @pytest.fixture(scope="module")
-def chain(small_llama3, tmp_path_factory, ext_cli) -> Chain:
+def chain(small_llama3, tmp_path_factory, forks) -> Chain:
     from llamafactory_ext.data.samples import prepare_samples
 
-    EXT_CMD[:] = ext_cli
     names = sorted({ds.strip() for n in LLAMA3_TRAIN for ds in str(load_recipe(n)["dataset"]).split(",")})
     data = prepare_samples(tmp_path_factory.mktemp("anita-data") / "ds", names=names)
-    c = Chain(small_llama3, data, tmp_path_factory.mktemp("anita-runs"))
+    c = Chain(small_llama3, data, tmp_path_factory.mktemp("anita-runs"), forks)
     with ThreadPoolExecutor(max_workers=2) as pool:  # SFT next to the Italian pt run (+ the planner, no torch)
         jobs = [pool.submit(c.train, "anita_sft_qlora", small_llama3, 1), pool.submit(c.train, "anita_italian_qlora", small_llama3, 1)]
         c.plan()

@@ -11,7 +11,8 @@ nothink (qwen3_nothink).
 
 Packing is switched off here, and only here: packing concatenates these same per-sample encodings
 (the 2-step runs in test_recipes_train.py train the packed recipes for real), and unpacked samples
-map one to one onto the rows of the data file.
+map one to one onto the rows of the data file. `datasets`' per-map hashing of the 151k-token
+tokenizer is switched off (``fast_fingerprints``): it only names cache files.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _expected_mode(template: str, enable_thinking, answer: str) -> str:
 
 
 @pytest.mark.parametrize("name", SFT_RECIPES)
-def test_training_prompt_equals_evaluator_prompt(name, prepared_data, tiny_model, tiny_tokenizer, tmp_path):
+def test_training_prompt_equals_evaluator_prompt(name, prepared_data, tiny_model, tiny_tokenizer, tmp_path, fast_fingerprints):
     from llamafactory_ext.prompts import (
         PromptEncoder,
         is_reasoning_template,

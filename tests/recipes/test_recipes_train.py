@@ -1,7 +1,9 @@
 """Every Qwen3 training recipe runs for real for 2 steps on CPU through a `llamafactory-cli train`
-subprocess, with ONLY `runtime.tiny_train_overrides(...)` (tiny model, prepared data dir, output
+process, with ONLY `runtime.tiny_train_overrides(...)` (tiny model, prepared data dir, output
 dir, max_steps, CPU switches); the merge recipe then runs `llamafactory-cli export` on the 2-step
-QLoRA adapter and the merged model loads without peft.
+QLoRA adapter and the merged model loads without peft. Each command line is its own process forked
+from a server that paid LLaMA-Factory's imports once (tests/forkserver.py: ~7 CPU-s a process
+against ~1 s of training).
 
 The model is the small-vocabulary tiny Qwen3 (`vocab=small`: Qwen's BPE cut to the shipped texts,
 so the samples tokenize as with the full vocabulary): a 2,048-token pack costs a few MB of logits
@@ -24,10 +26,10 @@ from tests.helpers import (
     EXPORT_RECIPES,
     REPO,
     TRAIN_RECIPES,
+    assert_lora_adapter,
     first_rows,
     load_recipe,
     output_tail,
-    run_cmd,
 )
 
 pytestmark = pytest.mark.e2e
@@ -51,9 +53,9 @@ QWEN_EXPORTS = [n for n in EXPORT_RECIPES if str(load_recipe(n).get("template", 
 
 
 @pytest.fixture(scope="module")
-def run_recipe(train_data, small_model, tmp_path_factory):
+def run_recipe(train_data, small_model, tmp_path_factory, forks):
     """`run_recipe(name)` -> (process, output_dir); each recipe trains once per module."""
-    from llamafactory_ext.runtime import llamafactory_cli, tiny_train_overrides
+    from llamafactory_ext.runtime import tiny_train_overrides
 
     done: dict[str, tuple] = {}
 
@@ -61,8 +63,7 @@ def run_recipe(train_data, small_model, tmp_path_factory):
         if name not in done:
             out = tmp_path_factory.mktemp(f"run-{name}") / "out"
             overrides = tiny_train_overrides(small_model, train_data, out, max_steps=2)
-            proc = run_cmd([llamafactory_cli(), "train", f"recipes/{name}.yaml", *overrides], cwd=REPO)
-            done[name] = (proc, out)
+            done[name] = (forks.run("llamafactory-cli", ["train", f"recipes/{name}.yaml", *overrides], cwd=REPO), out)
         return done[name]
 
     return run
@@ -90,7 +91,7 @@ def test_recipe_trains_two_steps_on_cpu(run_recipe, small_model, name):
     assert adapter["lora_dropout"] == pytest.approx(cfg["lora_dropout"])
     want_targets = SEVEN if cfg["lora_target"] == "all" else set(cfg["lora_target"].split(","))
     assert set(adapter["target_modules"]) == want_targets  # `all` on Qwen3 = the seven projections
-    assert (out / "adapter_model.safetensors").stat().st_size > 0
+    assert_lora_adapter(out, small_model, want_targets, cfg["lora_rank"])
 
     # Exactly two optimizer steps, with a finite training loss.
     state = json.loads((out / "trainer_state.json").read_text())
@@ -114,13 +115,11 @@ def test_recipe_trains_two_steps_on_cpu(run_recipe, small_model, name):
 
 
 @pytest.mark.parametrize("name", QWEN_EXPORTS)
-def test_merge_recipe_exports_a_loadable_16bit_model(run_recipe, small_model, tmp_path, name):
+def test_merge_recipe_exports_a_loadable_16bit_model(run_recipe, small_model, tmp_path, forks, name):
     import torch
     from peft import PeftModel
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from llamafactory_ext.runtime import llamafactory_cli
 
     cfg = load_recipe(name)
     trained = Path(cfg["adapter_name_or_path"]).name  # saves/gsm8k_synth_qlora -> the QLoRA recipe
@@ -128,8 +127,8 @@ def test_merge_recipe_exports_a_loadable_16bit_model(run_recipe, small_model, tm
     assert proc.returncode == 0, output_tail(proc)
 
     merged = tmp_path / "merged"
-    proc = run_cmd([llamafactory_cli(), "export", f"recipes/{name}.yaml", f"model_name_or_path={small_model}",
-                    f"adapter_name_or_path={adapter}", f"export_dir={merged}"], cwd=REPO)
+    proc = forks.run("llamafactory-cli", ["export", f"recipes/{name}.yaml", f"model_name_or_path={small_model}",
+                                          f"adapter_name_or_path={adapter}", f"export_dir={merged}"], cwd=REPO)
     assert proc.returncode == 0, output_tail(proc)
 
     keys = []

@@ -141,11 +141,11 @@ def mode_table(res: Results, mode: str) -> list[str]:
 def eval_lines(res: Results, study: dict[str, Any] | None) -> list[str]:
     lines = ["## Evaluation", "", *header_lines(res), ""]
     if study:
-        from llamafactory_ext.study_report import series_table
+        from llamafactory_ext.study_md import alert_lines, series_section
 
-        lines += [f"The Version Series of the study `{study.get('title')}` (this card describes one of its versions):", ""]
-        for group in study.get("headline") or ["total"]:
-            lines += [*series_table(study, group), ""]
+        alerts = alert_lines(study)
+        lines += [f"The Version Series of the study `{study.get('title')}` (this card describes one of its versions):", "",
+                  *([*alerts, ""] if alerts else []), *series_section(study)]
     for mode in res.modes:
         lines += [*mode_table(res, mode), ""]
     lines.append("Intervals: 95 % Wilson; Δ paired per item against the baseline on the same items (Newcombe's interval), "

@@ -43,13 +43,12 @@ from llamafactory_ext.config import (
     load_yaml,
     option,
 )
+from llamafactory_ext.study_md import published_table, render  # noqa: F401 - the report half, handed on (tests)
 from llamafactory_ext.study_report import (  # noqa: F401 - the report half, handed on (tests, webui)
     BASELINE,
     _published,
     collect,
     directions,
-    published_table,
-    render,
     write_report,
 )
 from llamafactory_ext.sweep import print_plan, run_all

@@ -120,7 +120,7 @@ def chance_levels(rows: list[dict], mode: str) -> list[float]:
 def _chance_line(rows: list[dict], modes: list[str]) -> list[str]:
     """The chance level, once, when it is the same in every trial (else each row has it: see markdown)."""
     same = [f"{m} {_num(chance_levels(rows, m)[0], 100)} %" for m in modes if len(chance_levels(rows, m)) == 1]
-    return [f"Chance level (guessing among each item's options), the same in every trial: {', '.join(same)}."] if same else []
+    return [f"Chance level (guessing among each item's options), the same in every trial: {', '.join(same)}.", ""] if same else []
 
 
 def _num(v: Any, scale: float = 1.0, sign: bool = False) -> str:

@@ -10,19 +10,10 @@ from typing import Any
 
 from llamafactory_ext.eval.results import Results, header_lines
 
-# how the Hub names the evaluation data of each task (model-index ``dataset``); other tasks: their name
-TASK_DATASETS: dict[str, dict[str, Any]] = {
-    "italic": {"name": "ITALIC", "type": "Crisp-Unimib/ITALIC", "config": "default", "split": "train", "language": ["it"]},
-    "gsm8k": {"name": "GSM8K", "type": "openai/gsm8k", "config": "main", "split": "test", "language": ["en"]},
-    "multit": {"name": "Mult-IT (held-out split)", "type": "multit", "config": None, "split": "validation", "language": ["it"]},
-}
 MODE_LABEL = {"nothink": "no thinking", "think": "thinking"}
 FORMAT = {True: "thinking rows (enable_thinking: true)", False: "non-thinking rows (enable_thinking: false)",
           None: "mixed rows (enable_thinking: null)"}
-EXAMPLE = {"it": "La seguente è una domanda a scelta multipla di geografia. Rispondi con la sola lettera dell'opzione corretta.\\n\\n"
-                 "Qual è la capitale d'Italia?\\nA) Milano\\nB) Roma\\nC) Napoli\\nD) Torino",
-           "en": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-                 "How many clips did Natalia sell altogether in April and May?"}
+EXAMPLE = "Write one sentence about yourself."  # the usage snippet's message when the task renders none
 HYPER_KEYS = ("model_name_or_path", "template", "finetuning_type", "lora_rank", "lora_alpha", "lora_dropout", "lora_target",
               "enable_thinking", "dataset", "cutoff_len", "packing", "neat_packing", "per_device_train_batch_size",
               "gradient_accumulation_steps", "learning_rate", "num_train_epochs", "max_steps", "lr_scheduler_type",
@@ -33,17 +24,26 @@ def _d(obj: Any) -> dict | None:
     return dataclasses.asdict(obj) if obj is not None else None
 
 
-def _categories(task: str) -> dict[str, list[str]]:
-    from llamafactory_ext.eval.tasks import TASKS, task_class
+def _task(res: Results) -> Any:
+    """The evaluated task's class in the registry (its categories, languages, Hub data set, example), or None."""
+    from llamafactory_ext.eval.tasks import registered
 
-    return task_class(task).categories if task in TASKS else {}
+    return registered(res.task)
+
+
+def _dataset(res: Results) -> Any:
+    """How the Hub names the evaluation data: the task's ``hub_dataset``, else its name and source."""
+    from llamafactory_ext.eval.tasks import HubDataset
+
+    task = _task(res)
+    return (task and task.hub_dataset) or HubDataset(res.task, res.source.get("source") or res.task)
 
 
 def eval_results(res: Results) -> list[Any]:
     """One ``EvalResult`` per score of the model: each mode's total, category and macro category (%)."""
     from huggingface_hub import EvalResult
 
-    ds = TASK_DATASETS.get(res.task, {"name": res.task, "type": res.source.get("source") or res.task, "config": None, "split": None})
+    ds = _dataset(res)
     shots = (res.protocol.get("task_options") or {}).get("shots")
     args = {"num_few_shot": shots} if isinstance(shots, int) else None
     out = []
@@ -53,8 +53,8 @@ def eval_results(res: Results) -> list[Any]:
             if not block.defined:
                 continue
             out.append(EvalResult(
-                task_type="text-generation", task_name="Text Generation", dataset_type=ds["type"], dataset_name=ds["name"],
-                dataset_config=ds.get("config"), dataset_split=res.config.get("split") or ds.get("split"), dataset_args=args,
+                task_type="text-generation", task_name="Text Generation", dataset_type=ds.type, dataset_name=ds.name,
+                dataset_config=ds.config, dataset_split=res.config.get("split") or ds.split, dataset_args=args,
                 metric_type="accuracy", metric_value=round(100 * block.accuracy, 2),
                 metric_name=f"accuracy ({MODE_LABEL.get(mode, mode)}, {group}, n={block.total})"))
     return out
@@ -64,7 +64,7 @@ def front_matter(cfg: Any, res: Results, data: list[dict[str, Any]], base_model:
     from huggingface_hub import ModelCardData
 
     hub_data = sorted({d["source"] for d in data if d.get("source") and "/" in d["source"] and not Path(d["source"]).exists()})
-    language = cfg.language or TASK_DATASETS.get(res.task, {}).get("language")
+    language = cfg.language or list(getattr(_task(res), "languages", ())) or None
     template = res.model.get("template") or res.protocol.get("template")
     tags = ["llama-factory", "peft", peft_type.lower(), *([template] if template else []), res.task,
             f"base_model:adapter:{base_model}"]
@@ -122,7 +122,7 @@ def mode_table(res: Results, mode: str) -> list[str]:
 
     stats = res.modes[mode]
     comp = (res.comparison.modes.get(mode) if res.comparison else None) or {}
-    layout = category_layout(_categories(res.task), {"per_category": stats.categories, "per_macro_category": stats.macros})
+    layout = category_layout(getattr(_task(res), "categories", {}), {"per_category": stats.categories, "per_macro_category": stats.macros})
     rows = []
     for macro, cats in layout:
         rows += [(title(c), stats.categories.get(c), c) for c in cats]
@@ -141,11 +141,11 @@ def mode_table(res: Results, mode: str) -> list[str]:
 def eval_lines(res: Results, study: dict[str, Any] | None) -> list[str]:
     lines = ["## Evaluation", "", *header_lines(res), ""]
     if study:
-        from llamafactory_ext.study_report import series_table
+        from llamafactory_ext.study_md import alert_lines, series_section
 
-        lines += [f"The Version Series of the study `{study.get('title')}` (this card describes one of its versions):", ""]
-        for group in study.get("headline") or ["total"]:
-            lines += [*series_table(study, group), ""]
+        alerts = alert_lines(study)
+        lines += [f"The Version Series of the study `{study.get('title')}` (this card describes one of its versions):", "",
+                  *([*alerts, ""] if alerts else []), *series_section(study)]
     for mode in res.modes:
         lines += [*mode_table(res, mode), ""]
     lines.append("Intervals: 95 % Wilson; Δ paired per item against the baseline on the same items (Newcombe's interval), "
@@ -154,10 +154,10 @@ def eval_lines(res: Results, study: dict[str, Any] | None) -> list[str]:
 
 
 def usage_lines(base_model: str, repo: str, res: Results) -> list[str]:
-    language = (TASK_DATASETS.get(res.task, {}).get("language") or ["en"])[0]
+    example = getattr(_task(res), "usage_example", None) or EXAMPLE
     system = res.protocol.get("system")
     messages = ([f'    {{"role": "system", "content": {json.dumps(system, ensure_ascii=False)}}},'] if system else [])
-    messages.append(f'    {{"role": "user", "content": "{EXAMPLE.get(language, EXAMPLE["en"])}"}},')
+    messages.append(f'    {{"role": "user", "content": {json.dumps(example, ensure_ascii=False)}}},')
     thinking = "think" in res.modes
     tokens = (res.protocol.get("max_new_tokens") or {}).get("think" if thinking else "nothink", 512)
     call = ("text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, "
@@ -208,7 +208,7 @@ def render_card(cfg: Any, run: Any) -> tuple[str, str]:
     data, counts = training_data(recipe), trainable(run.adapter)
     name = cfg.model_name or (cfg.repo_id.split("/")[-1] if cfg.repo_id else run.version or run.adapter.name)
     kind = {"LORA": "LoRA"}.get(str(peft.get("peft_type")), str(peft.get("peft_type", "PEFT")))
-    task = TASK_DATASETS.get(res.task, {}).get("name", res.task)
+    task = _dataset(res).name
     body = [f"# {name}", "",
             (f"A {kind} adapter of `{base_model}`, trained with LLaMA-Factory"
              + (f" on {', '.join(d['name'] for d in data)}" if data else "") + f" and evaluated on {task} "

@@ -44,13 +44,12 @@ from llamafactory_ext.config import (
     option,
 )
 from llamafactory_ext.data.folder import planned_registrations
+from llamafactory_ext.study_md import published_table, render  # noqa: F401 - the report half, handed on (tests)
 from llamafactory_ext.study_report import (  # noqa: F401 - the report half, handed on (tests, webui)
     BASELINE,
     _published,
     collect,
     directions,
-    published_table,
-    render,
     write_report,
 )
 from llamafactory_ext.sweep import print_plan, run_all

@@ -1,19 +1,33 @@
-"""The format study's report: ``study.json`` (per trial and mode, the headline groups with
-intervals, Δ and p against the baseline, the published figures and their directions; each trial's
-provenance record and, when stale, what changed since it ran), ``study.md``
-(the Version Series per headline group, per-category tables, thinking format) and ``study.png``,
-from the trial folders as they are now. The command and its trials are ``study.py``.
+"""The format study's report: ``study.json``, ``study.md`` and ``study.png``, from the trial folders as
+they are now (the command and its trials are ``study.py``; the Markdown is ``study_md.py``).
+
+Every trial's evaluation is read through ``eval.results.Results`` (its ``results.json`` and, against
+the baseline, ``comparison.json``), so study.json holds the evaluator's own figures:
+
+- ``protocol``: the reviewer's settings table (``eval.results.header_rows``) merged over the trials:
+  one value per setting, or every trial's value and the setting named in ``differs`` when the trials
+  were evaluated differently (an adapter, a baseline or re-scored predictions differ by design);
+- per trial and mode, the headline groups (accuracy, 95 % Wilson interval, chance level), every
+  category and macro category, and ``vs_baseline``: each group's paired comparison as comparison.json
+  holds it (Δ in percentage points with its paired 95 % interval, b / c, the exact McNemar p, Holm's
+  adjusted ``p_holm``, ``significant`` = p_holm < 0.05), its degenerate flags and the baseline's;
+- ``warnings``: degenerate runs (a version's or the baseline's), settings that differ, protocols
+  compared with ``baseline_protocol=ignore``, files that cannot be read;
+- ``published`` and ``directions``: does each version's Δ go the published way? A Δ counts as
+  significant when p (Holm) < 0.05, as the ``*`` of the tables (``SIGNIFICANCE``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llamafactory_ext.io import atomic_write_json, atomic_write_text, ensure_dir, save_figure
+from llamafactory_ext.eval.results import ModeStats, Paired, Results, ResultsError, header_rows
+from llamafactory_ext.io import atomic_write_json, atomic_write_text, ensure_dir
 from llamafactory_ext.sweep.inputs import stale_changes
-from llamafactory_ext.sweep.summary import recorded_provenance, track_trial
+from llamafactory_ext.sweep.summary import read_eval, recorded_provenance, track_trial
 from llamafactory_ext.sweep.trials import Trial, recorded_status, status
 from llamafactory_ext.thinking import NOTHINK, THINK
 from llamafactory_ext.tracking import report_targets
@@ -23,61 +37,133 @@ if TYPE_CHECKING:
 
 BASELINE = "baseline"  # also the baseline's key in a task's published figures (eval.tasks.Task.published)
 FLAT_PP = 1.0  # a published Δ smaller than this is "no change"
+MODES = ((NOTHINK, "no thinking"), (THINK, "thinking"))
+SIGNIFICANCE = ("p (Holm) < 0.05: the exact McNemar p of the comparison with the baseline on the same items, Holm-adjusted "
+                "over the categories and macro categories of a mode (for all items, p (Holm) = p)")
+# header rows that differ between trials by design: each trial's own value is listed, not flagged
+PER_TRIAL = ("Adapter", "Baseline", "Predictions", "Protocols differ")
 
 
-# ---------------------------------------------------------------------------------------------
-# the report
-# ---------------------------------------------------------------------------------------------
-def _results(trial: Trial) -> tuple[dict | None, dict | None]:
-    d = trial.path() / "eval"
-    out = []
-    for name in ("results.json", "comparison.json"):
-        try:
-            out.append(json.loads((d / name).read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            out.append(None)
-    return out[0], out[1]
+def label(name: str) -> str:
+    return "Baseline" if name == BASELINE else name
 
 
-def group_block(mode_stats: dict[str, Any], group: str) -> dict[str, Any] | None:
-    if group == "total":
-        return mode_stats
-    return (mode_stats.get("per_category") or {}).get(group) or (mode_stats.get("per_macro_category") or {}).get(group)
+def _plain(obj: Any) -> Any:
+    """A typed figure as plain JSON (tuples as lists); None stays None."""
+    return None if obj is None else json.loads(json.dumps(dataclasses.asdict(obj)))
+
+
+# ----------------------------------------------------------------------------- study.json
+
+
+def mode_entry(stats: ModeStats, comparison: dict[str, Paired], headline: list[str]) -> dict[str, Any]:
+    """One trial's figures in one mode: headline groups, every category, the comparison with the baseline."""
+    return {"groups": {g: _plain(stats.group(g)) for g in headline},
+            "vs_baseline": {g: _plain(cell) for g, cell in comparison.items()},
+            "degenerate": list(stats.degenerate), "format": stats.format, "cut_off": stats.cut_off,
+            "unfinished": stats.unfinished, "tokens": stats.tokens,
+            "per_category": {k: _plain(b) for k, b in stats.categories.items()},
+            "per_macro_category": {k: _plain(b) for k, b in stats.macros.items()}}
+
+
+def trial_entry(trial: Trial, headline: list[str]) -> tuple[dict[str, Any], Results | None]:
+    """study.json's row of one trial, and its typed evaluation (None: not evaluated, or unreadable)."""
+    stale = stale_changes(trial)
+    entry: dict[str, Any] = {"name": trial.name, "format": trial.params.get("format", ""),
+                             "status": "stale" if stale else recorded_status(trial), "stale": stale,
+                             "trial_dir": str(trial.path()), "provenance": recorded_provenance(trial), "modes": {},
+                             "model": None, "task": None}
+    try:
+        res = read_eval(trial.path())
+    except ResultsError as exc:
+        entry["error"] = str(exc)
+        return entry, None
+    if res is None:
+        return entry, None
+    comp = res.comparison
+    for mode, _ in MODES:
+        if mode in res.modes:
+            entry["modes"][mode] = mode_entry(res.modes[mode], comp.modes.get(mode, {}) if comp else {}, headline)
+    entry.update(model=res.model, task=res.task)
+    if comp:
+        entry["comparison"] = {"baseline": comp.baseline, "partial": comp.partial, "items_compared": comp.items_compared,
+                               "baseline_degenerate": {m: list(r) for m, r in comp.baseline_degenerate.items()},
+                               "protocol_differences": list(comp.protocol_differences)}
+    return entry, res
+
+
+def protocol(evaluated: dict[str, Results]) -> dict[str, Any]:
+    """The settings table over the trials: ``rows`` [[setting, value]], ``differs`` [settings whose
+    value is not the same in every evaluated trial]."""
+    values: dict[str, dict[str, str]] = {}
+    for name, res in evaluated.items():
+        for key, value in header_rows(res):
+            values.setdefault(key, {})[name] = value
+    rows, differs = [], []
+    for key, per in values.items():
+        same = len(set(per.values())) == 1
+        if same and (key in PER_TRIAL or len(per) == len(evaluated)):
+            shown = next(iter(per.values())) + (f" ({', '.join(map(label, per))})" if key in PER_TRIAL else "")
+        else:
+            if key not in PER_TRIAL:
+                differs.append(key)
+            shown = ("**differs**: " if key not in PER_TRIAL else "") + "; ".join(
+                f"{label(n)}: {per.get(n, '—')}" for n in evaluated if key not in PER_TRIAL or n in per)
+        rows.append([key, shown])
+    return {"rows": rows, "differs": differs}
+
+
+def _degenerate_warnings(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """A version's degenerate modes, and the baseline's (from its own evaluation, or as a version was
+    compared with it), each once."""
+    out, seen = [], set()
+    for row in rows:
+        flagged = [(row["name"], m, tuple(e["degenerate"])) for m, e in row["modes"].items() if e["degenerate"]]
+        flagged += [(BASELINE, m, tuple(r)) for m, r in row.get("comparison", {}).get("baseline_degenerate", {}).items() if r]
+        for name, mode, reasons in flagged:
+            if (name, mode, reasons) in seen:
+                continue
+            seen.add((name, mode, reasons))
+            if name == BASELINE:
+                out.append({"kind": "degenerate baseline", "text": f"The baseline, mode `{mode}`: {'; '.join(reasons)}. "
+                            "A Δ against it measures that, not the version."})
+            else:
+                out.append({"kind": "degenerate run", "text": f"{name}, mode `{mode}`: {'; '.join(reasons)}."})
+    return out
+
+
+def warnings(rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[dict[str, str]]:
+    """What must be read before any number of the study."""
+    out = [{"kind": "unreadable results", "text": f"{label(r['name'])}: {r['error']}"} for r in rows if r.get("error")]
+    if settings["differs"]:
+        out.append({"kind": "settings differ", "text": (f"The trials were evaluated with another {', '.join(settings['differs'])} "
+                    "(see the settings table): their figures are not measured the same way.")})
+    out += _degenerate_warnings(rows)
+    out += [{"kind": "protocols differ", "text": (f"{r['name']} was compared with a baseline scored under another protocol "
+             f"(baseline_protocol=ignore): {'; '.join(r['comparison']['protocol_differences'])}.")}
+            for r in rows if r.get("comparison", {}).get("protocol_differences")]
+    return out
 
 
 def collect(cfg: StudyConfig, trials: list[Trial]) -> dict[str, Any]:
-    """study.json: per trial and mode, the headline groups with intervals, Δ and p vs the baseline."""
-    rows = []
+    """study.json (the module docstring lists what it holds)."""
+    rows, evaluated = [], {}
     for t in trials:
-        results, comparison = _results(t)
-        stale = stale_changes(t)
-        entry: dict[str, Any] = {"name": t.name, "format": t.params.get("format", ""),
-                                 "status": "stale" if stale else recorded_status(t), "stale": stale,
-                                 "trial_dir": str(t.path()), "provenance": recorded_provenance(t), "modes": {}}
-        for mode in (NOTHINK, THINK):
-            stats = (results or {}).get("modes", {}).get(mode)
-            if stats is None:
-                continue
-            comp = ((comparison or {}).get("modes") or {}).get(mode) or {}
-            entry["modes"][mode] = {
-                "groups": {g: group_block(stats, g) for g in cfg.headline},
-                "vs_baseline": {g: comp.get(g) for g in cfg.headline if comp.get(g)},
-                "format": stats.get("format"), "cut_off": stats.get("cut_off"), "unfinished": stats.get("unfinished"),
-                "tokens": stats.get("tokens"),
-                "per_category": stats.get("per_category"), "per_macro_category": stats.get("per_macro_category"),
-            }
-        entry["model"] = (results or {}).get("model")
-        entry["task"] = (results or {}).get("task")
+        entry, res = trial_entry(t, list(cfg.headline))
         rows.append(entry)
+        if res is not None:
+            evaluated[t.name] = res
+    settings = protocol(evaluated)
     published = _published(cfg, rows)
-    return {"title": cfg.title, "headline": list(cfg.headline), "versions": rows, "published": published,
+    return {"title": cfg.title, "headline": list(cfg.headline), "protocol": settings, "significance": SIGNIFICANCE,
+            "warnings": warnings(rows, settings), "versions": rows, "published": published,
             "directions": directions(rows, cfg.headline[0], published) if published else {}}
 
 
 def _published(cfg: StudyConfig, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The published figures to stand beside ours: ``true``, the task registry's published study;
     ``auto``, the evaluated task's own (``Task.published``) when the base model is the one published."""
-    from llamafactory_ext.eval.tasks import TASKS, published_study, task_class
+    from llamafactory_ext.eval.tasks import published_study, registered
 
     if cfg.published in (False, "false"):
         return None
@@ -86,41 +172,46 @@ def _published(cfg: StudyConfig, rows: list[dict[str, Any]]) -> dict[str, Any] |
         return found[1] if found else None
     models = [r["model"].get("model_name_or_path") for r in rows if r.get("model")]
     model = models[0] if models else cfg.model
-    task = next((r["task"] for r in rows if r.get("task")), None)
-    figures = task_class(task).published if task in TASKS else None
+    task = registered(next((r["task"] for r in rows if r.get("task")), None))
+    figures = task.published if task else None
     return figures if figures and str(model or "").endswith(Path(figures["model"]).name) else None
 
 
-def _delta_pp(row: dict[str, Any], mode: str, group: str) -> float | None:
+# ----------------------------------------------------------------------------- directions
+
+
+def comparison_of(row: dict[str, Any], mode: str, group: str) -> dict[str, Any] | None:
+    """A version's paired comparison with the baseline in ``mode`` and ``group`` (None: none, or no items)."""
     comp = row["modes"].get(mode, {}).get("vs_baseline", {}).get(group)
-    return comp["delta"] if comp else None
+    return comp if comp and comp.get("delta") is not None else None
 
 
 def _agrees(comp: dict[str, Any], published: float) -> bool:
     """Our paired Δ against a published one: a published Δ under FLAT_PP is "no change" (ours agrees
-    when it is not significant); otherwise ours agrees when it has the same sign."""
+    when it is not significant, p (Holm) >= 0.05); otherwise ours agrees when it has the same sign."""
     if abs(published) < FLAT_PP:
         return not comp["significant"]
     return (comp["delta"] > 0) == (published > 0) and comp["delta"] != 0
 
 
 def directions(rows: list[dict[str, Any]], group: str, published: dict[str, Any]) -> dict[str, str]:
-    """One sentence per version: does the direction of each Δ agree with the published one?"""
+    """One sentence per version: does the direction of each Δ agree with the published one?
+    "Not significant" means p (Holm) >= 0.05, as the ``*`` of the tables (:data:`SIGNIFICANCE`)."""
     out = {}
     pub = published["versions"]
     for row in rows:
         if row["name"] not in pub or row["name"] == BASELINE:
             continue
         parts, disagree = [], []
-        for mode, label in ((NOTHINK, "no thinking"), (THINK, "thinking")):
-            comp = row["modes"].get(mode, {}).get("vs_baseline", {}).get(group)
+        for mode, name in MODES:
+            comp = comparison_of(row, mode, group)
             if not comp:
                 continue
             theirs = pub[row["name"]][mode] - pub[BASELINE][mode]
-            parts.append(f"{label} {comp['delta']:+.1f} pp{'' if comp['significant'] else ' (not significant)'} "
+            parts.append(f"{name} {comp['delta']:+.1f} pp{'' if comp['significant'] else ' (not significant)'} "
                          f"(published {theirs:+.2f})")
             if not _agrees(comp, theirs):
-                disagree.append(label)
+                disagree.append(name)
         if parts:
             verdict = ("the direction agrees with the published one in both modes" if not disagree
                        else f"the direction differs from the published one in {' and '.join(disagree)}")
@@ -128,140 +219,9 @@ def directions(rows: list[dict[str, Any]], group: str, published: dict[str, Any]
     return out
 
 
-def _cell(block: dict | None) -> str:
-    if not block:
-        return "—"
-    return f"{100 * block['accuracy']:.1f} [{100 * block['ci95'][0]:.1f}, {100 * block['ci95'][1]:.1f}] (n={block['total']})"
-
-
-def _d(comp: dict | None) -> str:
-    return "—" if not comp else f"{comp['delta']:+.1f}{' *' if comp['significant'] else ''} (p={comp['p_value']:.2g})"
-
-
-def what_changed(row: dict[str, Any], group: str) -> str:
-    parts = []
-    for mode, label in ((NOTHINK, "no thinking"), (THINK, "thinking")):
-        comp = row["modes"].get(mode, {}).get("vs_baseline", {}).get(group)
-        if comp:
-            word = "up" if comp["delta"] > 0 else "down" if comp["delta"] < 0 else "unchanged"
-            parts.append(f"{label} {word}{'' if comp['significant'] else ' (not significant)'}")
-    fmt = (row["modes"].get(THINK) or {}).get("format")
-    if fmt:
-        parts.append(f"closes </think> with a trace in {100 * fmt['nonempty_trace']:.0f} % of thinking outputs")
-    return "; ".join(parts) or "—"
-
-
-def series_table(study: dict[str, Any], group: str) -> list[str]:
-    label = "all items" if group == "total" else group
-    lines = [f"### Version Series: {label}", "",
-             "| Version | Training format | No Thinking [95 % CI] | Δ (pp) | Thinking [95 % CI] | Δ (pp) | What changed |",
-             "|---|---|---:|---:|---:|---:|---|"]
-    for row in study["versions"]:
-        cells = [row["name"] if row["name"] != BASELINE else "Baseline", row["format"] or ("—" if row["name"] == BASELINE else "")]
-        for mode in (NOTHINK, THINK):
-            m = row["modes"].get(mode, {})
-            cells += [_cell((m.get("groups") or {}).get(group)), _d((m.get("vs_baseline") or {}).get(group))]
-        cells.append(what_changed(row, group) if row["name"] != BASELINE else "—")
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def published_table(published: dict[str, Any]) -> list[str]:
-    pub = published["versions"]
-    lines = [published["title"], "",
-             "| Version | No Thinking (Δ) | Thinking (Δ) |", "|---|---:|---:|"]
-    for name, v in pub.items():
-        cells = [f"{v[m]:.2f}" + ("" if name == BASELINE else f" ({v[m] - pub[BASELINE][m]:+.2f})") for m in (NOTHINK, THINK)]
-        lines.append(f"| {'Baseline' if name == BASELINE else name} | {cells[0]} | {cells[1]} |")
-    return lines
-
-
-def category_tables(study: dict[str, Any]) -> list[str]:
-    out = []
-    for mode, label in ((NOTHINK, "no thinking"), (THINK, "thinking")):
-        names: list[str] = []
-        for row in study["versions"]:
-            m = row["modes"].get(mode) or {}
-            for key in ("per_category", "per_macro_category"):
-                names += [n for n in (m.get(key) or {}) if n not in names]
-        if not names:
-            continue
-        head = [r["name"] if r["name"] != BASELINE else "Baseline" for r in study["versions"]]
-        out += ["", f"### Per category, {label}", "", "| Category | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
-        for name in names:
-            cells = []
-            for row in study["versions"]:
-                m = row["modes"].get(mode) or {}
-                b = (m.get("per_category") or {}).get(name) or (m.get("per_macro_category") or {}).get(name)
-                cells.append(f"{100 * b['accuracy']:.1f}" if b else "—")
-            out.append(f"| {name.replace('_', ' ').capitalize()} | " + " | ".join(cells) + " |")
-    return out
-
-
-def format_table(study: dict[str, Any]) -> list[str]:
-    lines = ["", "### Thinking format and token cost (thinking mode, all items)", "",
-             "| Version | Closed </think> with a trace | Never closed </think> | Cut off | Tokens mean / median / p95 |",
-             "|---|---:|---:|---:|---:|"]
-    for row in study["versions"]:
-        m = row["modes"].get(THINK) or {}
-        fmt, tok = m.get("format") or {}, m.get("tokens") or {}
-        toks = " / ".join("—" if tok.get(k) is None else f"{tok[k]:g}" for k in ("mean", "median", "p95"))
-        trace = f"{100 * fmt['nonempty_trace']:.1f} %" if fmt else "—"
-        lines.append(f"| {row['name'] if row['name'] != BASELINE else 'Baseline'} | {trace} | {m.get('unfinished', '—')} | "
-                     f"{m.get('cut_off', '—')} | {toks} |")
-    return lines
-
-
-def render(study: dict[str, Any]) -> str:
-    lines = [f"# {study['title']}", "",
-             ("Intervals: 95 % Wilson. Δ: percentage points against the baseline on the same items, * when the exact "
-             "McNemar test gives p < 0.05. An output cut at max_new_tokens counts as wrong."), ""]
-    for group in study["headline"]:
-        lines += [*series_table(study, group), ""]
-    stale = [row for row in study["versions"] if row.get("stale")]
-    if stale:
-        lines += [("Stale: made from other inputs than today's, so their figures are of the old inputs (`overwrite=true` "
-                  "reruns them):"), "", *[f"- {row['name']}: {'; '.join(row['stale'])}" for row in stale], ""]
-    if study["published"]:
-        lines += [*published_table(study["published"]), ""]
-    if study["directions"]:
-        lines += ["Direction against the published study:", "", *[f"- {s}" for s in study["directions"].values()], ""]
-    lines += category_tables(study) + format_table(study)
-    return "\n".join(lines) + "\n"
-
-
-def plot(study: dict[str, Any], path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    group = study["headline"][0]
-    rows = [r for r in study["versions"] if r["modes"]]
-    if not rows:
-        return None
-    fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 3, 4))
-    for k, (mode, color) in enumerate(((NOTHINK, "#9aa5b1"), (THINK, "#2b6cb0"))):
-        xs, vals, errs = [], [], [[], []]
-        for i, row in enumerate(rows):
-            b = ((row["modes"].get(mode) or {}).get("groups") or {}).get(group)
-            if b:
-                xs.append(i + (k - 0.5) * 0.38)
-                vals.append(100 * b["accuracy"])
-                errs[0].append(100 * (b["accuracy"] - b["ci95"][0]))
-                errs[1].append(100 * (b["ci95"][1] - b["accuracy"]))
-        ax.bar(xs, vals, 0.38, yerr=errs, capsize=3, color=color, label="no thinking" if mode == NOTHINK else "thinking")
-    ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels(["Baseline" if r["name"] == BASELINE else r["name"] for r in rows])
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("accuracy (%) with 95 % interval")
-    ax.set_title(f"{study['title']} ({'all items' if group == 'total' else group})")
-    ax.legend()
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
 def write_report(cfg: StudyConfig, trials: list[Trial]) -> dict[str, Any]:
+    from llamafactory_ext.study_md import plot, render
+
     out = ensure_dir(cfg.output_dir, "output_dir")
     for t in trials:  # each finished trial once (<trial>/tracking.json), into its training run, as a sweep does
         report_to = cfg.report_to if cfg.report_to is not None else t.train_config.get("report_to")
@@ -272,5 +232,3 @@ def write_report(cfg: StudyConfig, trials: list[Trial]) -> dict[str, Any]:
     atomic_write_text(out / "study.md", render(study))
     plot(study, out / "study.png")
     return study
-
-

@@ -250,15 +250,18 @@ def test_local_gpu_slots_get_their_own_cuda_visible_devices(work, monkeypatch):
 
 
 def test_eval_metrics_from_results_json():
+    from llamafactory_ext.eval.results import Results
+
     results = {"schema_version": 2, "modes": {
         "think": {"accuracy": 0.75, "correct": 3, "total": 4, "missing": 0, "unfinished": 1, "category_mean": 0.7,
-                  "format": {"closed_think": 0.75, "mean_reasoning_words": None}, "per_category": {"x": {"accuracy": 1.0}},
-                  "tokens": {"mean": 12.5, "median": None}},
+                  "format": {"closed_think": 0.75, "mean_reasoning_words": None},
+                  "per_category": {"x": {"accuracy": 1.0, "correct": 1, "total": 1}}, "tokens": {"mean": 12.5, "median": None}},
         "nothink": {"accuracy": 0.5, "correct": 2, "total": 4, "cut_off": 0},
     }}
-    m = summary.eval_metrics(results)
-    assert m == {"accuracy/think": 0.75, "unfinished/think": 1.0, "category_mean/think": 0.7,
-                 "format.closed_think/think": 0.75, "tokens.mean/think": 12.5, "accuracy/nothink": 0.5, "cut_off/nothink": 0.0}
+    m = summary.eval_metrics(Results.from_dict(results))  # the typed reader: counts a schema-2 file lacks read as 0
+    assert m == {"accuracy/think": 0.75, "unfinished/think": 1.0, "category_mean/think": 0.7, "cut_off/think": 0.0,
+                 "unparsed/think": 0.0, "format.closed_think/think": 0.75, "tokens.mean/think": 12.5, "accuracy/nothink": 0.5,
+                 "cut_off/nothink": 0.0, "unfinished/nothink": 0.0, "unparsed/nothink": 0.0}
 
 
 def test_incomplete_tokenized_data_is_removed_before_the_next_trial(work, monkeypatch, capsys):
@@ -364,10 +367,11 @@ os.makedirs(out, exist_ok=True)
 def block(correct, total, cut):
     lo, hi = proportion_confint(correct, total, alpha=0.05, method="wilson")
     return {"accuracy": correct / total, "correct": correct, "total": total, "ci95": [lo, hi], "cut_off": cut,
-            "per_category": {"geography": {"accuracy": min(correct, 2) / 2}, "morphology": {"accuracy": max(correct - 2, 0) / 2}}}
+            "per_category": {"geography": {"accuracy": min(correct, 2) / 2, "correct": min(correct, 2), "total": 2},
+                             "morphology": {"accuracy": max(correct - 2, 0) / 2, "correct": max(correct - 2, 0), "total": 2}}}
 modes = {"think": block(rank // 8 + 1, 4, 3 - rank // 8), "nothink": block(1, 4, 0)}
-json.dump({"schema_version": 2, "modes": modes}, open(os.path.join(out, "results.json"), "w"))
-comparison = {"modes": {m: {"total": {"delta": 100 * (b["accuracy"] - 0.5)}} for m, b in modes.items()}}
+json.dump({"schema_version": 2, "modes": modes, "baseline": "base"}, open(os.path.join(out, "results.json"), "w"))
+comparison = {"modes": {m: {"total": {"n": 4, "delta": 100 * (b["accuracy"] - 0.5)}} for m, b in modes.items()}}
 json.dump(comparison, open(os.path.join(out, "comparison.json"), "w"))
 """
 

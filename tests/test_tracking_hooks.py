@@ -59,7 +59,8 @@ def _done_trial(trial, results: dict, step: int | None) -> None:
 
 def results(think: float, nothink: float) -> dict:
     block = lambda a: {"accuracy": a, "correct": int(4 * a), "total": 4, "cut_off": 0, "ci95": [0.0, 1.0]}
-    return {"modes": {"think": block(think), "nothink": block(nothink)}, "model": {"model_name_or_path": "m"}, "task": "italic"}
+    return {"schema_version": 3, "modes": {"think": block(think), "nothink": block(nothink)}, "model": {"model_name_or_path": "m"},
+            "task": "italic"}
 
 
 @pytest.mark.parametrize("report_to", ["tensorboard", None])

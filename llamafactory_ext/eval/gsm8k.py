@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from llamafactory_ext.config import option
 from llamafactory_ext.eval.extract import NUMBER_CHAINS, extract_number, numbers_equal
-from llamafactory_ext.eval.tasks import ItemTask
+from llamafactory_ext.eval.tasks import HubDataset, ItemTask
 from llamafactory_ext.thinking import NOTHINK, THINK
 
 
@@ -29,6 +29,10 @@ class GSM8KTask(ItemTask):
     options: ClassVar[type] = GSM8KOptions
     default_max_new_tokens: ClassVar[dict[str, int]] = {NOTHINK: 512, THINK: 4096}
     answer_tokens = 32
+    languages: ClassVar[tuple[str, ...]] = ("en",)
+    hub_dataset: ClassVar[HubDataset | None] = HubDataset("GSM8K", "openai/gsm8k", "main", "test")
+    usage_example: ClassVar[str | None] = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many "
+                                           "clips in May. How many clips did Natalia sell altogether in April and May?")
 
     @property
     def label(self) -> str:  # type: ignore[override]

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from llamafactory_ext.config import option
 from llamafactory_ext.data import mcq
 from llamafactory_ext.eval.mcq import MCQOptions, MCQTask
-from llamafactory_ext.eval.tasks import TaskError
+from llamafactory_ext.eval.tasks import HubDataset, TaskError
 from llamafactory_ext.thinking import NOTHINK, THINK
 
 CATEGORIES = mcq.ITALIC_CATEGORIES  # table order: culture and commonsense, then language capability
@@ -41,6 +41,7 @@ class ItalicTask(MCQTask):
     options: ClassVar[type] = ItalicOptions
     categories: ClassVar[dict[str, list[str]]] = CATEGORIES
     published: ClassVar[dict[str, Any] | None] = PUBLISHED
+    hub_dataset: ClassVar[HubDataset | None] = HubDataset("ITALIC", "Crisp-Unimib/ITALIC", "default", "train")
 
     def load(self) -> list[mcq.MCQItem]:
         from llamafactory_ext.data.italic import load_italic

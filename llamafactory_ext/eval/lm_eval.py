@@ -249,6 +249,7 @@ class LmEvalTask(SuiteTask):
     name = "lm_eval"
     label = "lm-eval Italian suite"
     options: ClassVar[type] = LmEvalOptions
+    languages: ClassVar[tuple[str, ...]] = ("it",)
 
     def summary_line(self, results: dict[str, Any]) -> str:
         return "; ".join(f"{v['name']} {v['metric']} {v['value']:.4f} (n {v['n']}, {v['shots']}-shot)"

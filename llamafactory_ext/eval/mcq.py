@@ -30,6 +30,10 @@ class MCQTask(ItemTask):
 
     options: ClassVar[type] = MCQOptions
     default_max_new_tokens: ClassVar[dict[str, int]] = {NOTHINK: 350, THINK: 4096}
+    languages: ClassVar[tuple[str, ...]] = ("it",)
+    usage_example: ClassVar[str | None] = mcq.render_user(mcq.MCQItem(
+        id="example", question="Qual è la capitale d'Italia?", answer="B", category="geography",
+        options=[("A", "Milano"), ("B", "Roma"), ("C", "Napoli"), ("D", "Torino")]))
     answer_tokens = 16
 
     def gold(self, item: mcq.MCQItem) -> str:

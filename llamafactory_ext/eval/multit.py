@@ -19,7 +19,7 @@ from typing import ClassVar
 
 from llamafactory_ext.data import mcq
 from llamafactory_ext.eval.mcq import MCQTask
-from llamafactory_ext.eval.tasks import TaskError
+from llamafactory_ext.eval.tasks import HubDataset, TaskError
 from llamafactory_ext.thinking import split_output
 
 _INTRO = re.compile(r"^La seguente è una domanda a scelta multipla(?: di (?P<cat>.+?))?\. ")
@@ -58,6 +58,7 @@ class MultITTask(MCQTask):
     name = "multit"
     label = "Mult-IT"
     categories: ClassVar[dict[str, list[str]]] = {}
+    hub_dataset: ClassVar[HubDataset | None] = HubDataset("Mult-IT (held-out split)", "multit", None, "validation")  # not on the Hub
 
     def load(self) -> list[mcq.MCQItem]:
         source, limit = self.cfg.source, self.cfg.limit

@@ -162,6 +162,9 @@ class ModeStats:
     degenerate: tuple[str, ...] = ()
     accuracy_std: float | None = None
     seeds: tuple[int, ...] = ()
+    category_mean: float | None = None
+    mean_output_tokens: float | None = None
+    wall_time_s: float | None = None
 
     def group(self, name: str) -> Block | None:
         """``total``, a category or a macro category."""
@@ -175,7 +178,8 @@ class ModeStats:
                    {k: Block.read(cats.sub(k)) for k in cats.data}, {k: Block.read(macros.sub(k)) for k in macros.data},
                    f.int("missing", 0), f.int("unfinished", 0), f.int("unparsed", 0), f.int("cut_off", 0),
                    f.obj("tokens"), f.obj("format") or None, f.strings("degenerate"), f.num("accuracy_std"),
-                   tuple(int(s) for s in seeds if isinstance(s, int)))
+                   tuple(int(s) for s in seeds if isinstance(s, int)), f.num("category_mean"), f.num("mean_output_tokens"),
+                   f.num("wall_time_s"))
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,7 @@ class Comparison:
     modes: dict[str, dict[str, Paired]]
     baseline_degenerate: dict[str, tuple[str, ...]] = field(default_factory=dict)
     protocol_differences: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def read(cls, f: _Fields) -> Comparison:
@@ -195,7 +200,7 @@ class Comparison:
         deg = f.sub("baseline_degenerate")
         return cls(f.str("baseline"), bool(f.data.get("partial")), f.int("items_compared", 0),
                    {m: _paired_groups(modes.sub(m)) for m in modes.data}, {m: deg.strings(m) for m in deg.data},
-                   f.strings("protocol_differences"))
+                   f.strings("protocol_differences"), f.data)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,16 @@ class NoOptions:
     """A task with no options of its own."""
 
 
+@dataclass(frozen=True)
+class HubDataset:
+    """How the Hub names a task's evaluation data (a model card's ``model-index`` ``dataset``)."""
+
+    name: str
+    type: str            # the Hub id (or the task's own name when the data are not on the Hub)
+    config: str | None = None
+    split: str | None = None
+
+
 class Task:
     """Base class of both kinds: a ``name``, a ``label`` for reports, its ``options`` and the
     config it runs with (``cfg``: an ``eval.options.EvalConfig`` that also holds the options)."""
@@ -75,6 +85,11 @@ class Task:
     categories: ClassVar[dict[str, list[str]]] = {}  # macro category -> categories, in table order
     # the figures of a published study this task reproduces (study.py shows them beside ours): {model, versions}
     published: ClassVar[dict[str, Any] | None] = None
+    # what a model card says of the task (card_render): the languages of its items, its data as the Hub
+    # names it, and one user message rendered as the task renders its items (the card's usage snippet)
+    languages: ClassVar[tuple[str, ...]] = ()
+    hub_dataset: ClassVar[HubDataset | None] = None
+    usage_example: ClassVar[str | None] = None
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
@@ -192,6 +207,12 @@ def task_class(name: str, where: str = "eval") -> type[Task]:
         raise TaskError(str(unknown_key_error(str(name), TASKS, where, "task")) + f"; known: {', '.join(TASKS)}")
     module, cls = TASKS[name].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def registered(name: str | None) -> type[Task] | None:
+    """The task class registered as ``name``; None for a name the registry does not hold (an
+    evaluation made by another version, or none)."""
+    return task_class(name) if name in TASKS else None
 
 
 def get_task(name: str, cfg: Any) -> Task:

@@ -1,14 +1,17 @@
 """What a sweep reports, rewritten after every trial:
 
 - ``summary.md``, for people: trial | changed keys | trainable | final loss | accuracy per mode [95 % CI] |
-  Δ per mode (when the evaluator had a baseline) | time, every figure with :data:`DECIMALS` decimals;
+  Δ per mode (when the evaluator had a baseline) | time, every figure with :data:`DECIMALS` decimals; the
+  chance level per mode is one line under the table (a column only when it differs between trials:
+  they were evaluated on other items);
 - ``summary.json``: everything (each trial's status, keys, every evaluator figure per mode and category,
-  training figures, peak memory, errors, what was logged to TensorBoard / W&B, the provenance record
-  of what it was made from, and for a stale trial what changed since);
-- ``summary.csv`` for spreadsheets, and one PNG per metric against the swept key.
+  chance levels, training figures, peak memory, errors, what was logged to TensorBoard / W&B, the
+  provenance record of what it was made from, and for a stale trial what changed since);
+- ``summary.csv`` for spreadsheets, and one PNG per metric against the swept key (none for the chance
+  level when it is the same in every trial).
 
-Each trial's evaluation is read by :func:`read_eval`, the one place that opens ``results.json`` /
-``comparison.json`` (to be swapped for ``eval.results``' typed reader).
+Each trial's evaluation is read by :func:`read_eval` through ``eval.results.Results`` (the typed
+reader of ``results.json`` and ``comparison.json``); a file it cannot read is the trial's ``error``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from llamafactory_ext import provenance as pv
 from llamafactory_ext import tracking
+from llamafactory_ext.eval.results import Results, ResultsError
 from llamafactory_ext.io import atomic_write_json, atomic_write_text, save_figure
 from llamafactory_ext.sweep.config import SweepConfig, show
 from llamafactory_ext.sweep.inputs import stale_changes
@@ -31,44 +35,42 @@ DECIMALS = 2
 TRACKED = "tracking.json"  # in the trial folder: what tracking.log_results logged (written once per trial)
 
 
-def read_eval(trial_dir: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(``eval/results.json``, ``eval/comparison.json``) of a trial, each None when absent or unreadable."""
-    out: list[dict[str, Any] | None] = []
-    for name in ("results.json", "comparison.json"):
-        try:
-            out.append(json.loads((Path(trial_dir) / "eval" / name).read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            out.append(None)
-    return out[0], out[1]
+def read_eval(trial_dir: Path) -> Results | None:
+    """The trial's evaluation (``eval/results.json`` and, with a baseline, ``comparison.json``), typed;
+    None before it has one. A file that cannot be read raises ``ResultsError`` naming file and field."""
+    folder = Path(trial_dir) / "eval"
+    return Results.from_json(folder) if (folder / "results.json").is_file() else None
 
 
-def eval_metrics(results: dict) -> dict[str, float]:
-    """``{"<metric>/<mode>": value}`` from an evaluator ``results.json``: accuracy, cut-off and format
-    figures, token statistics (counts such as ``correct`` and ``total`` are not metrics)."""
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def eval_metrics(res: Results) -> dict[str, float]:
+    """``{"<metric>/<mode>": value}`` from an evaluation: accuracy, chance, cut-off and format figures,
+    token statistics, time (counts such as ``correct`` and ``total`` are not metrics)."""
     out: dict[str, float] = {}
-
-    def add(block: dict, mode: str, prefix: str = "") -> None:
-        for k, v in block.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("correct", "total", "missing"):
-                out[f"{prefix}{k}/{mode}"] = float(v)
-
-    for mode, block in (results.get("modes") or {}).items():
-        add(block, mode)
-        for nested in ("format", "tokens", "completed"):
-            add(block.get(nested) or {}, mode, f"{nested}.")
+    for mode, s in res.modes.items():
+        figures: dict[str, Any] = {
+            "accuracy": s.overall.accuracy, "chance": s.overall.chance, "accuracy_std": s.accuracy_std,
+            "cut_off": s.cut_off, "unfinished": s.unfinished, "unparsed": s.unparsed, "category_mean": s.category_mean,
+            "mean_output_tokens": s.mean_output_tokens, "wall_time_s": s.wall_time_s,
+            "completed.accuracy": s.completed.accuracy if s.completed else None,
+            "forced_answer.accuracy": s.forced.accuracy if s.forced else None,
+            **{f"format.{k}": v for k, v in (s.format or {}).items()}, **{f"tokens.{k}": v for k, v in s.tokens.items()}}
+        out.update({f"{name}/{mode}": float(v) for name, v in figures.items() if _number(v)})
     return out
 
 
-def _eval_row(results: dict | None, comparison: dict | None) -> dict[str, Any]:
-    """The evaluator's figures of one trial, flat: metrics, 95 % intervals, Δ, per-category accuracy."""
-    if results is None:
+def _eval_row(res: Results | None) -> dict[str, Any]:
+    """The evaluator's figures of one trial, flat: metrics, 95 % intervals, Δ against its baseline."""
+    if res is None:
         return {}
-    row: dict[str, Any] = dict(eval_metrics(results))
-    for mode, block in (results.get("modes") or {}).items():
-        low, high = (block.get("ci95") or [None, None])[:2]
-        row[f"accuracy_ci_low/{mode}"], row[f"accuracy_ci_high/{mode}"] = low, high
-    for mode, table in ((comparison or {}).get("modes") or {}).items():
-        row[f"delta_pp/{mode}"] = ((table or {}).get("total") or {}).get("delta")
+    row: dict[str, Any] = dict(eval_metrics(res))
+    for mode, s in res.modes.items():
+        row[f"accuracy_ci_low/{mode}"], row[f"accuracy_ci_high/{mode}"] = s.overall.ci95 or (None, None)
+    for mode, table in (res.comparison.modes if res.comparison else {}).items():
+        row[f"delta_pp/{mode}"] = table["total"].delta if "total" in table else None
     return row
 
 
@@ -85,7 +87,10 @@ def collect_rows(trials: list[Trial]) -> list[dict[str, Any]]:
         row["peak_rss_gb"] = state.get("peak_rss_gb")
         walls = [state.get(k) for k in ("train_wall_s", "eval_wall_s") if isinstance(state.get(k), (int, float))]
         row["time_s"] = sum(walls) if walls else None
-        row.update(_eval_row(*read_eval(d)))
+        try:
+            row.update(_eval_row(read_eval(d)))
+        except ResultsError as exc:  # shown in its row, never dropped
+            row["error"] = f"eval: {exc}"
         if state.get("status") == "failed":
             row["error"] = f"{state.get('phase')}: exit {state.get('exit_code')}"
         if stale:
@@ -107,8 +112,19 @@ def _modes(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(k.split("/", 1)[1] for r in rows for k in r if k.startswith("accuracy/")))
 
 
+def chance_levels(rows: list[dict], mode: str) -> list[float]:
+    """The distinct chance levels of ``mode`` over the trials evaluated (one: the same items everywhere)."""
+    return sorted({r[f"chance/{mode}"] for r in rows if r.get(f"chance/{mode}") is not None})
+
+
+def _chance_line(rows: list[dict], modes: list[str]) -> list[str]:
+    """The chance level, once, when it is the same in every trial (else each row has it: see markdown)."""
+    same = [f"{m} {_num(chance_levels(rows, m)[0], 100)} %" for m in modes if len(chance_levels(rows, m)) == 1]
+    return [f"Chance level (guessing among each item's options), the same in every trial: {', '.join(same)}.", ""] if same else []
+
+
 def _num(v: Any, scale: float = 1.0, sign: bool = False) -> str:
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
+    if not _number(v):
         return "—"
     return f"{v * scale:{'+' if sign else ''}.{DECIMALS}f}"
 
@@ -126,24 +142,25 @@ def markdown(rows: list[dict], params: list[dict[str, Any]], cfg: SweepConfig) -
     """summary.md: one row per trial, one number format (``DECIMALS`` decimals; counts as integers)."""
     modes = _modes(rows)
     deltas = [m for m in modes if any(r.get(f"delta_pp/{m}") is not None for r in rows)]
+    varying = [m for m in modes if len(chance_levels(rows, m)) > 1]  # other items in some trials: shown per trial
     head = ["trial", "changed keys", "trainable", "final loss", *(f"{m} % [95 % CI]" for m in modes),
-            *(f"Δ {m} (pp)" for m in deltas), "time (min)"]
+            *(f"Δ {m} (pp)" for m in deltas), *(f"chance {m} %" for m in varying), "time (min)"]
     lines = [f"# Sweep over {', '.join(cfg.grid)} ({cfg.base})", "",
              (f"Accuracy in % with its 95 % Wilson interval; Δ in percentage points against the evaluator's baseline; "
               f"final loss as last logged; time = training + evaluation. Every figure to {DECIMALS} decimals."), "",
              "| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
     for r, changed in zip(rows, params):
         detail = "; ".join(r["stale"]) if r.get("stale") else r.get("error")
-        name = r["trial"] if r["status"] == "done" else f"{r['trial']} ({r['status']}{': ' + detail if detail else ''})"
+        name = r["trial"] if r["status"] == "done" and not detail else f"{r['trial']} ({r['status']}{': ' + detail if detail else ''})"
         trainable = f"{r['trainable_params']:,}" if isinstance(r.get("trainable_params"), int) else "—"
         cells = [name, show(changed), trainable, _num(r.get("final_loss")),
                  *(_accuracy(r, m) for m in modes), *(_num(r.get(f"delta_pp/{m}"), sign=True) for m in deltas),
-                 _num(r.get("time_s"), 1 / 60)]
+                 *(_num(r.get(f"chance/{m}"), 100) for m in varying), _num(r.get("time_s"), 1 / 60)]
         lines.append("| " + " | ".join(cells) + " |")
     done = sum(r["status"] == "done" for r in rows)
     failed = sum(r["status"] == "failed" for r in rows)
     stale = sum(r["status"] == "stale" for r in rows)
-    lines += ["", (f"{done} done, {failed} failed, {stale} stale, {len(rows) - done - failed - stale} not run, of {len(rows)} trials. "
+    lines += ["", *_chance_line(rows, modes), (f"{done} done, {failed} failed, {stale} stale, {len(rows) - done - failed - stale} not run, of {len(rows)} trials. "
                    "Every other figure (per category, format, tokens, memory, errors): summary.json; summary.csv for spreadsheets.")]
     if stale:
         lines.append("Stale trials were made from other inputs than today's (what changed is in their row): their figures are "
@@ -175,9 +192,13 @@ def write_summary(out_dir: Path, trials: list[Trial], cfg: SweepConfig) -> list[
 
 
 def _eval_json(trial: Trial) -> dict[str, Any] | None:
-    """Every evaluator figure of a trial (per mode, category, macro-category, format, tokens) and its Δ table."""
-    results, comparison = read_eval(trial.path())
-    return None if results is None else {"modes": results.get("modes"), "comparison": comparison}
+    """Every evaluator figure of a trial (per mode, category, macro-category, format, tokens), as
+    results.json holds them once the typed reader has checked them, and its comparison.json."""
+    try:
+        res = read_eval(trial.path())
+    except ResultsError:
+        return None  # the row's error names the file
+    return None if res is None else {"modes": res.raw.get("modes"), "comparison": res.comparison.raw if res.comparison else None}
 
 
 def recorded_provenance(trial: Trial) -> dict[str, Any] | None:
@@ -198,14 +219,18 @@ def track_trial(trial: Trial, group: str | None = None, report_to: Any = None) -
     training run, once: the record goes to ``<trial>/tracking.json``. None when there is nothing to log.
     ``report_to``: the targets (default: the trial's recipe's ``report_to``)."""
     d = trial.path()
-    results, comparison = read_eval(d)
-    if results is None or (d / TRACKED).is_file():
+    try:
+        res = read_eval(d)
+    except ResultsError:
+        return None  # nothing to log: the summary row names the file
+    if res is None or (d / TRACKED).is_file():
         return None
     metrics = train_metrics(d)
     config = trial.train_config
-    record = tracking.log_results(results, d, config.get("report_to") if report_to is None else report_to,
+    record = tracking.log_results(res.raw, d, config.get("report_to") if report_to is None else report_to,
                                   str(config.get("run_name") or trial.name), tracking.trained_step(d),  # 0: an evaluation-only trial
-                                  {k: metrics.get(k) for k in ("trainable_params", "final_loss")}, comparison, group)
+                                  {k: metrics.get(k) for k in ("trainable_params", "final_loss")},
+                                  res.comparison.raw if res.comparison else None, group)
     atomic_write_json(d / TRACKED, record)
     return record
 
@@ -222,7 +247,8 @@ def write_plots(out_dir: Path, rows: list[dict], cfg: SweepConfig) -> list[Path]
         for k, v in r.items():
             if "/" in k and v is not None and not k.startswith("accuracy_ci_"):
                 name, mode = k.rsplit("/", 1)
-                metrics.setdefault(name, set()).add(mode)
+                if name != "chance" or len(chance_levels(rows, mode)) > 1:  # a constant chance level: no plot
+                    metrics.setdefault(name, set()).add(mode)
     for name in series_names:
         if any(r.get(name) is not None for r in rows):
             metrics.setdefault(name, {""})

@@ -11,8 +11,8 @@ import unicodedata
 
 import pytest
 
-from llamafactory_ext.data.normalize import normalize_text, question_key
 from llamafactory_ext.contamination import find_contamination
+from llamafactory_ext.data.normalize import normalize_text, question_key
 from llamafactory_ext.data.overlap import normalized
 
 FORMAT_CHARS = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"]

@@ -97,10 +97,12 @@ def test_study_killed_resumes_and_evaluates_the_baseline_once(study_dir):
             comp = row["modes"][mode]["vs_baseline"]["total"]
             assert set(comp) >= {"delta", "model_only", "baseline_only", "p_value"} and comp["n"] == 6
     md = (study_dir / "out" / "study.md").read_text()
-    header = "| Version | Training format | No Thinking [95 % CI] | Δ (pp) | Thinking [95 % CI] | Δ (pp) | What changed |"
+    header = ("| Version | Training format | No Thinking [95 % CI] | Δ (pp) [95 % CI] | p | p (Holm) | Thinking [95 % CI] "
+              "| Δ (pp) [95 % CI] | p | p (Holm) | What changed |")
     assert header in md
-    rows = [line for line in md.splitlines() if line.startswith(("| Baseline |", "| V1 |", "| V3 |"))]
-    assert len(rows) >= 3 and all(line.count("|") == 8 for line in rows[:3])
+    series = md.split("### Version Series", 1)[1]  # after the settings table (its own "Baseline" row)
+    rows = [line for line in series.splitlines() if line.startswith(("| Baseline |", "| V1 |", "| V3 |"))]
+    assert len(rows) >= 3 and all(line.count("|") == 12 for line in rows[:3])
     assert "(n=6)" in rows[1] and "Published" not in md  # the tiny model is not Qwen3-8B on ITALIC
     assert (study_dir / "out" / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -59,12 +59,10 @@ def project(tmp_path_factory) -> Path:
     """A user's project folder: dataset_info.json (the shipped one: 16 entries) with 4 data sets
     prepared from the samples, and the format study with the recipes and eval config it names."""
     from llamafactory_ext.data.samples import prepare_samples
+    from llamafactory_ext.recipes import copy
 
     root = prepare_samples(tmp_path_factory.mktemp("project"), names=PREPARED)
-    study = yaml.safe_load((REPO / STUDY).read_text())
-    for rel in [STUDY, study["eval"]["config"], *(v["recipe"] for v in study["versions"])]:
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(REPO / rel, root / rel)
+    copy(["studies/format", f"dest={root}"])  # as a user does: `recipes copy studies/format`, with what it names
     return root
 
 
@@ -186,19 +184,18 @@ def test_recipe_v3_mixed_sets_mixed_thinking(page):
 def test_inspect_shows_identical_parity_for_v3_mixed(page, project):
     """Inspect runs on the Train tab's settings (v3_mixed, from the previous check) as LlamaBoard's
     Start would write them; v3_mixed trains both modes (enable_thinking null)."""
+    from llamafactory.hparams import DataArguments
     from playwright.sync_api import expect
     from transformers import HfArgumentParser
-
-    from llamafactory.hparams import DataArguments
 
     page.get_by_role("tab", name="Inspect").click()
     fill(page, "#in-tokenizer", "fixture")
     page.locator("#in-run").click()
     expect(page.locator("#in-status")).to_contain_text(re.compile("Done|Error|Failed"), timeout=WAIT_MS)
     summary = page.locator("#in-summary").inner_text()
-    parity = dict(re.findall(r"^\s*(think|nothink)\s+(\S+)", summary, re.M))
+    parity = dict(re.findall(r"^\s*(think|nothink)\s+(\S+)", summary, re.MULTILINE))
     assert parity == {"think": "identical", "nothink": "identical"}, summary
-    assert re.search(r"^multit_mixed\s+\d+", summary, re.M), summary
+    assert re.search(r"^multit_mixed\s+\d+", summary, re.MULTILINE), summary
     shot(page, "webui_inspect")
     # the arguments it inspected, written by LlamaBoard's save_cmd from its _parse_train_args: LLaMA-Factory reads null
     args = yaml.safe_load((project / "llamaboard_cache" / "inspect" / "training_args.yaml").read_text())
@@ -230,7 +227,10 @@ def test_thinking_eval_both_modes_ends_with_its_table(page, small_model, italic_
     expect(page.locator("#te-status")).to_contain_text(re.compile("Done|Error|Failed"), timeout=WAIT_MS)
     assert "Done" in page.locator("#te-status").inner_text(), page.locator("#te-log").inner_text()
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    table = page.locator("#te-results table").first
+    tables = page.locator("#te-results table")
+    settings = dict(r.locator("td").all_inner_texts() for r in tables.first.locator("tbody tr").all())
+    assert settings["max_new_tokens"] == "think 4 · nothink 4" and settings["Items"].startswith("8: the first 8")  # the audit header
+    table = tables.filter(has_text="Accuracy [95 % CI]").first
     shown = {cells[0]: cells for cells in (r.locator("td").all_inner_texts() for r in table.locator("tbody tr").all())}
     assert sorted(shown) == ["nothink", "think"]
     for mode, cells in shown.items():
@@ -304,7 +304,7 @@ def test_format_study_dry_run_lists_every_version(page):
     listing = page.locator("#fs-listing").inner_text()
     assert "Done" in page.locator("#fs-status").inner_text(), listing
     for name in versions:
-        block = re.search(rf"^\[\d+\] {name} .*?\n\s+train: (.+)\n\s+eval: (.+)$", listing, re.M)
+        block = re.search(rf"^\[\d+\] {name} .*?\n\s+train: (.+)\n\s+eval: (.+)$", listing, re.MULTILINE)
         assert block and "llamafactory-cli train" in block[1] and f"output_dir=saves/studies/format/{name}/eval" in block[2], listing
     shot(page, "webui_format_study")
 

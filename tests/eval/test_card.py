@@ -89,20 +89,21 @@ def test_the_version_series_is_study_json(tiny_study):
     study = json.loads((tiny_study["study"] / "study.json").read_text())
     series = _section(tiny_study["text"], "## Evaluation")
     for group in ("all items", "geography"):
-        table = series.split(f"### Version Series: {group}\n", 1)[1].strip().split("\n\n", 1)[0]
+        table = series.split(f"### Version Series: {group}\n", 1)[1].strip().split("\n\n")[1]  # after the chance line
         key = "total" if group == "all items" else group
         for row in study["versions"]:
             label = "Baseline" if row["name"] == "baseline" else row["name"]
             line = next(ln for ln in table.splitlines() if ln.startswith(f"| {label} |"))
             cells = [c.strip() for c in line.strip("|").split("|")]
-            for i, mode in ((2, "nothink"), (4, "think")):
+            for i, mode in ((2, "nothink"), (6, "think")):
                 b = row["modes"][mode]["groups"][key]
-                assert cells[i] == f"{100 * b['accuracy']:.1f} [{100 * b['ci95'][0]:.1f}, {100 * b['ci95'][1]:.1f}] (n={b['total']})", line
+                assert cells[i] == f"{100 * b['accuracy']:.2f} [{100 * b['ci95'][0]:.1f}, {100 * b['ci95'][1]:.1f}] (n={b['total']})", line
                 comp = row["modes"][mode]["vs_baseline"].get(key)
                 if comp:
-                    assert cells[i + 1].startswith(f"{comp['delta']:+.1f}") and f"(p={comp['p_value']:.2g})" in cells[i + 1], line
+                    assert cells[i + 1].startswith(f"{comp['delta']:+.2f}") and cells[i + 2:i + 4] == [
+                        f"{comp['p_value']:.3g}", f"{comp['p_holm']:.3g}"], line
                 else:
-                    assert cells[i + 1] == "—", line
+                    assert cells[i + 1:i + 4] == ["—"] * 3, line
 
 
 def test_the_trainable_count_is_llamafactorys_log_line(tiny_study):

@@ -298,6 +298,24 @@ def test_study_trial_whose_recipe_changed_is_stale_and_the_study_stops_before_th
     assert "- V3: recipe v3.yaml: lora_rank 24 -> 64" in (work / "sout/study.md").read_text()
 
 
+def test_study_resumed_under_changed_train_overrides_is_stale(work):
+    """The study file's own train_overrides are part of every version's recipe as trained: a resume after
+    they changed (max_steps 2 -> 3) trains nothing and names the change."""
+    from llamafactory_ext.config import from_argv
+    from llamafactory_ext.study import StudyConfig, build_trials, run
+
+    (work / "v3.yaml").write_text(BASE + "lora_rank: 24\n")
+    study = ("title: t\noutput_dir: sout\nmodel: base-model\nversions: [{name: V3, recipe: v3.yaml, format: mixed}]\n"
+             "train_overrides: {max_steps: 2}\neval: {config: ev.yaml}\n")
+    (work / "study.yaml").write_text(study)
+    _finish(build_trials(from_argv(StudyConfig, ["study.yaml"]), "study.yaml", str(work))[1])
+    (work / "study.yaml").write_text(study.replace("max_steps: 2", "max_steps: 3"))
+    cfg = from_argv(StudyConfig, ["study.yaml"])
+    with pytest.raises(pv.StaleInputs, match=r"V3 \(recipe v3\.yaml: max_steps 2 -> 3\)"):
+        run(cfg, "study.yaml", str(work))
+    assert not (work / "sout" / "baseline").exists()  # nothing ran
+
+
 def test_demo_stage_settings_say_which_file_changed(tmp_path):
     from llamafactory_ext.demo import Stage, stage_settings
     from llamafactory_ext.io import settings_diff

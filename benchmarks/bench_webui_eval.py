@@ -42,11 +42,10 @@ def italic_source(work: Path, n: int) -> Path:
         return real
     path = work / "italic.jsonl"  # ITALIC's GitHub layout
     with open(path, "w", encoding="utf-8") as fh:
-        for i in range(n):
-            fh.write(json.dumps({"question": f"Domanda {i}: quale opzione è corretta?" + " parola" * (i % 17),
+        fh.writelines(json.dumps({"question": f"Domanda {i}: quale opzione è corretta?" + " parola" * (i % 17),
                                  "options": [{"A": "prima"}, {"B": "seconda"}, {"C": "terza"}, {"D": "quarta"}],
                                  "answer": "B", "category": "geography", "macro_category": "culture and commonsense"},
-                                ensure_ascii=False) + "\n")
+                                ensure_ascii=False) + "\n" for i in range(n))
     return path
 
 
@@ -130,7 +129,7 @@ def main(argv: list[str]) -> int:
                   "(pip install jieba nltk rouge-chinese). No ratio printed.")
             return 3
         lf = run_llamafactory(model, source, work, n, batch, new, template, env)
-        print(f"LLaMA-Factory predict (llamafactory-cli train, do_predict, predict_with_generate)")
+        print("LLaMA-Factory predict (llamafactory-cli train, do_predict, predict_with_generate)")
         print(f"  generating {lf['gen_s']:7.2f} s  {n / lf['gen_s']:7.1f} items/s   whole process {lf['wall_s']:6.1f} s")
         same = sum(ours["outputs"].get(k, "").strip() == v.strip() for k, v in lf["outputs"].items())
         print(f"\nratio (LLaMA-Factory / tab): generating {lf['gen_s'] / ours['gen_s']:.2f}x, "

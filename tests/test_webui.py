@@ -195,8 +195,8 @@ def test_webui_refuses_a_busy_port_in_one_line_without_importing_gradio():
         port = sock.getsockname()[1]
         proc = subprocess.run([*EXT, "webui", f"port={port}"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.strip().splitlines() == [f"llamafactory-ext webui: error: cannot listen on 127.0.0.1:{port}: "
-                                                "Address already in use (another server there? choose port=N)"]
+    assert proc.stderr.strip().splitlines() == [(f"llamafactory-ext webui: error: cannot listen on 127.0.0.1:{port}: "
+                                                "Address already in use (another server there? choose port=N)")]
     code = ("import sys, contextlib, io\nfrom llamafactory_ext.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()): main(['webui', '--help'])\n"
             "print([m for m in ('torch', 'gradio', 'llamafactory') if m in sys.modules])")

@@ -44,7 +44,7 @@ class ForkServer:
     """``run(entry, args, cwd=..., env=...) -> Forked``; ``start(...)`` returns a Future of it."""
 
     def __init__(self, folder: Path) -> None:
-        from llamafactory_ext.testing import cpu_env
+        from llamafactory_ext.runtime import cpu_env
 
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ class ForkServer:
         threading.Thread(target=self._read, daemon=True).start()
 
     def start(self, entry: str, args: list, cwd: Path | str | None = None, env: dict[str, str] | None = None) -> Future:
-        from llamafactory_ext.testing import cpu_env
+        from llamafactory_ext.runtime import cpu_env
 
         with self._lock:
             self._count += 1

@@ -103,8 +103,10 @@ def recipe_path(name: str) -> Path:
     return RECIPES_DIR / f"{name}.yaml"
 
 
-def load_recipe(name: str) -> dict:
-    return yaml.safe_load(recipe_path(name).read_text(encoding="utf-8"))
+def load_recipe(name: str, project: Path | None = None) -> dict:
+    """A shipped recipe, or (``project``) its copy in a project folder (e.g. the CPU variant)."""
+    path = recipe_path(name) if project is None else project / "recipes" / f"{name}.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def header_lines(name: str) -> list[str]:

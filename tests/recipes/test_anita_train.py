@@ -1,6 +1,8 @@
 """The LLaMAntino-3-ANITA recipes (``recipes/anita_*.yaml``) run for real, as the chain of docs/anita.md,
-on the tiny LLaMA-3 (``arch=llama3 vocab=small``) on CPU, each through ``llamafactory-cli`` with ONLY
-``runtime.tiny_train_overrides(...)`` (train) or the model / adapter / export-dir paths (export):
+on the tiny LLaMA-3 (``arch=llama3 vocab=small``) on CPU, each as ``recipes copy --all DIR profile=cpu``
+writes it into a user's project folder (tests/recipes/conftest.py ``cpu_project``), through
+``llamafactory-cli`` with ONLY the model, max_steps and output folder (train) or the model / adapter /
+export-dir paths (export):
 
     SFT (2 steps)  ->  merge (export)  ->  DPO (2 steps) on the merged SFT model  ->  merge (export)
     Italian pt (2 steps), next to the SFT run (it stands on the tiny base instead of the merged DPO model)
@@ -9,7 +11,7 @@ on the tiny LLaMA-3 (``arch=llama3 vocab=small``) on CPU, each through ``llamafa
 Every training recipe with ``template: llama3`` runs here (tests/recipes/test_recipes_train.py trains
 the Qwen3 ones on the tiny Qwen3).
 
-Data: the real converters' output for the built-in samples (``prepare_samples``). Two processes run at
+Data: the real converters' output for the built-in samples (``prepare_samples``), in the project. Two processes run at
 once with one thread each (``cpu_env(threads=1)``). ``llamafactory-ext plan`` on the DPO recipe gives
 the trainable-parameter count that LLaMA-Factory logs. Each command line is its own process forked from
 a server that paid LLaMA-Factory's imports once (tests/forkserver.py).
@@ -67,28 +69,26 @@ class Chain:
         self.model, self.data, self.root, self.forks = model, data, root, forks
         self.runs: dict[str, tuple] = {}
 
-    def _run(self, name: str, entry: str, args: list, out: Path | None, threads: int | None) -> None:
+    def _run(self, name: str, entry: str, args: list, out: Path | None, threads: int | None, cwd: Path | None = None) -> None:
         from llamafactory_ext.runtime import cpu_env
 
         start = time.perf_counter()
-        proc = self.forks.run(entry, args, cwd=REPO, env=cpu_env(threads=threads), timeout=600)
+        proc = self.forks.run(entry, args, cwd=cwd or self.data, env=cpu_env(threads=threads), timeout=600)
         self.runs[name] = (proc, out, time.perf_counter() - start)
 
     def train(self, name: str, model: Path, threads: int | None):
-        from llamafactory_ext.runtime import tiny_train_overrides
-
         out = self.root / name
-        self._run(name, "llamafactory-cli", ["train", f"recipes/{name}.yaml", *tiny_train_overrides(model, self.data, out, max_steps=2)],
-                  out, threads)
+        self._run(name, "llamafactory-cli", ["train", f"recipes/{name}.yaml", f"model_name_or_path={model}", "max_steps=2",
+                                             f"output_dir={out}"], out, threads)
 
     def export(self, name: str, model: Path, adapter: Path, threads: int | None):
         out = self.root / name
         self._run(name, "llamafactory-cli", ["export", f"recipes/{name}.yaml", f"model_name_or_path={model}",
                                              f"adapter_name_or_path={adapter}", f"export_dir={out}"], out, threads)
 
-    def plan(self) -> None:
+    def plan(self) -> None:  # the shipped recipe (QLoRA), not its CPU variant: the same trainable count
         self._run("plan", "llamafactory-ext", ["plan", "recipes/anita_dpo_qlora.yaml", f"model_name_or_path={self.model}",
-                                               "format=json"], None, None)
+                                               "format=json"], None, None, cwd=REPO)
 
     def ok(self, name: str) -> tuple:
         proc, out, _ = self.runs[name]
@@ -97,12 +97,8 @@ class Chain:
 
 
 @pytest.fixture(scope="module")
-def chain(small_llama3, tmp_path_factory, forks) -> Chain:
-    from llamafactory_ext.data.samples import prepare_samples
-
-    names = sorted({ds.strip() for n in LLAMA3_TRAIN for ds in str(load_recipe(n)["dataset"]).split(",")})
-    data = prepare_samples(tmp_path_factory.mktemp("anita-data") / "ds", names=names)
-    c = Chain(small_llama3, data, tmp_path_factory.mktemp("anita-runs"), forks)
+def chain(small_llama3, cpu_project, tmp_path_factory, forks) -> Chain:
+    c = Chain(small_llama3, cpu_project, tmp_path_factory.mktemp("anita-runs"), forks)
     with ThreadPoolExecutor(max_workers=2) as pool:  # SFT next to the Italian pt run (+ the planner, no torch)
         jobs = [pool.submit(c.train, "anita_sft_qlora", small_llama3, 1), pool.submit(c.train, "anita_italian_qlora", small_llama3, 1)]
         c.plan()
@@ -144,7 +140,7 @@ def _ids(model: Path) -> dict[str, int]:
 
 @pytest.mark.parametrize("name", LLAMA3_TRAIN)
 def test_llama3_recipe_trains_two_steps_on_cpu(chain, small_llama3, name):
-    cfg = load_recipe(name)
+    cfg = load_recipe(name, chain.data)  # the CPU variant, as trained
     proc, out = chain.ok(name)
     adapter = json.loads((out / "adapter_config.json").read_text())
     assert (adapter["peft_type"], adapter["r"], adapter["lora_alpha"]) == ("LORA", cfg["lora_rank"], cfg["lora_alpha"])

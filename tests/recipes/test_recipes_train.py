@@ -1,15 +1,16 @@
-"""Every Qwen3 training recipe runs for real for 2 steps on CPU through a `llamafactory-cli train`
-process, with ONLY `runtime.tiny_train_overrides(...)` (tiny model, prepared data dir, output
-dir, max_steps, CPU switches); the merge recipe then runs `llamafactory-cli export` on the 2-step
-QLoRA adapter and the merged model loads without peft. Each command line is its own process forked
-from a server that paid LLaMA-Factory's imports once (tests/forkserver.py: ~7 CPU-s a process
-against ~1 s of training).
+"""Every Qwen3 training recipe, as `llamafactory-ext recipes copy --all DIR profile=cpu` writes it into a
+user's project folder (tests/recipes/conftest.py `cpu_project`: ./dataset_info.json -> data/NAME.jsonl),
+runs for real for 2 steps on CPU through a `llamafactory-cli train` process with nothing but the model,
+max_steps and an output folder on the command line (the laptop route of docs/train.md); the merge recipe
+then runs `llamafactory-cli export` on the 2-step QLoRA adapter and the merged model loads without peft.
+Each command line is its own process forked from a server that paid LLaMA-Factory's imports once
+(tests/forkserver.py: ~7 CPU-s a process against ~1 s of training); tests/e2e/test_packaging.py runs the
+same route through the console script of a wheel.
 
 The model is the small-vocabulary tiny Qwen3 (`vocab=small`: Qwen's BPE cut to the shipped texts,
-so the samples tokenize as with the full vocabulary): a 2,048-token pack costs a few MB of logits
-instead of 1.2 GB. Data: the real converters' output for the built-in samples (`prepare_samples`),
-cut to the first TRAIN_ROWS rows of each training file (one pack per step); validation files whole.
-Recipes for other templates (LLaMA-3) train in their own test files on their own fixture.
+so the samples tokenize as with the full vocabulary). Data: the real converters' output for the
+built-in samples, cut to the first rows of each training file (one pack per step); validation files
+whole. Recipes for other templates (LLaMA-3) train in their own test file on their own fixture.
 """
 
 from __future__ import annotations
@@ -17,35 +18,21 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import (
     EXPORT_RECIPES,
-    REPO,
     TRAIN_RECIPES,
     assert_lora_adapter,
-    first_rows,
     load_recipe,
     output_tail,
 )
 
 pytestmark = pytest.mark.e2e
 
-TRAIN_ROWS = 16
 SEVEN = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
-
-
-@pytest.fixture(scope="module")
-def train_data(prepared_data, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("train-data") / "ds"
-    shutil.copytree(prepared_data, root)
-    for path in (root / "data").glob("*.jsonl"):
-        if not path.stem.endswith(("_val", ".rejects")):
-            first_rows(path, TRAIN_ROWS)
-    return root
 
 
 QWEN_RECIPES = [n for n in TRAIN_RECIPES if str(load_recipe(n).get("template", "")).startswith("qwen3")]
@@ -53,17 +40,15 @@ QWEN_EXPORTS = [n for n in EXPORT_RECIPES if str(load_recipe(n).get("template", 
 
 
 @pytest.fixture(scope="module")
-def run_recipe(train_data, small_model, tmp_path_factory, forks):
-    """`run_recipe(name)` -> (process, output_dir); each recipe trains once per module."""
-    from llamafactory_ext.runtime import tiny_train_overrides
-
+def run_recipe(cpu_project, small_model, tmp_path_factory, forks):
+    """`run_recipe(name)` -> (process, output_dir); each recipe trains once per module, in the project."""
     done: dict[str, tuple] = {}
 
     def run(name: str):
         if name not in done:
             out = tmp_path_factory.mktemp(f"run-{name}") / "out"
-            overrides = tiny_train_overrides(small_model, train_data, out, max_steps=2)
-            done[name] = (forks.run("llamafactory-cli", ["train", f"recipes/{name}.yaml", *overrides], cwd=REPO), out)
+            args = ["train", f"recipes/{name}.yaml", f"model_name_or_path={small_model}", "max_steps=2", f"output_dir={out}"]
+            done[name] = (forks.run("llamafactory-cli", args, cwd=cpu_project), out)
         return done[name]
 
     return run
@@ -77,11 +62,11 @@ def _logged_ids(stdout: str, name: str) -> list[int]:
 
 
 @pytest.mark.parametrize("name", QWEN_RECIPES)
-def test_recipe_trains_two_steps_on_cpu(run_recipe, small_model, name):
+def test_recipe_trains_two_steps_on_cpu(run_recipe, cpu_project, small_model, name):
     from transformers import AutoTokenizer
 
     im_start = AutoTokenizer.from_pretrained(small_model).convert_tokens_to_ids("<|im_start|>")
-    cfg = load_recipe(name)
+    cfg = load_recipe(name, cpu_project)  # the CPU variant, as trained (cutoff_len 256 instead of 2048, ...)
     proc, out = run_recipe(name)
     assert proc.returncode == 0, output_tail(proc)
 
@@ -101,7 +86,7 @@ def test_recipe_trains_two_steps_on_cpu(run_recipe, small_model, name):
 
     input_ids = _logged_ids(proc.stdout, "input_ids")
     if cfg["stage"] == "sft" and cfg.get("packing"):
-        # one sequence of exactly the published length holding several conversations
+        # one sequence of exactly the recipe's length holding several conversations
         # (<|im_start|> opens each system / user / assistant turn: 3 per sample)
         assert len(input_ids) == cfg["cutoff_len"]
         assert input_ids.count(im_start) >= 6
@@ -115,7 +100,7 @@ def test_recipe_trains_two_steps_on_cpu(run_recipe, small_model, name):
 
 
 @pytest.mark.parametrize("name", QWEN_EXPORTS)
-def test_merge_recipe_exports_a_loadable_16bit_model(run_recipe, small_model, tmp_path, forks, name):
+def test_merge_recipe_exports_a_loadable_16bit_model(run_recipe, cpu_project, small_model, tmp_path, forks, name):
     import torch
     from peft import PeftModel
     from safetensors import safe_open
@@ -128,7 +113,7 @@ def test_merge_recipe_exports_a_loadable_16bit_model(run_recipe, small_model, tm
 
     merged = tmp_path / "merged"
     proc = forks.run("llamafactory-cli", ["export", f"recipes/{name}.yaml", f"model_name_or_path={small_model}",
-                                          f"adapter_name_or_path={adapter}", f"export_dir={merged}"], cwd=REPO)
+                                          f"adapter_name_or_path={adapter}", f"export_dir={merged}"], cwd=cpu_project)
     assert proc.returncode == 0, output_tail(proc)
 
     keys = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,7 +92,18 @@ class AdapterTraining(threading.Thread):
         proc = self.launched.result()
         if proc.returncode != 0:
             raise RuntimeError(output_tail(proc))
-        return r["output_dir"]
+        out = Path(r["output_dir"])  # what every worker reads back (result()): the command and its log
+        (out / "train.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+        (out / "train.cmd.json").write_text(json.dumps([str(a) for a in proc.args]), encoding="utf-8")
+        return out
+
+    def result(self) -> subprocess.CompletedProcess:
+        """The training command and its output (stdout + stderr), in whichever worker trained it."""
+        self.join()
+        assert self.error is None, self.error
+        out = Path(self.recipe["output_dir"])
+        args = json.loads((out / "train.cmd.json").read_text(encoding="utf-8"))
+        return subprocess.CompletedProcess(args, 0, (out / "train.log").read_text(encoding="utf-8"), "")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -82,7 +82,8 @@ def show(run: dict, label: str) -> None:
         print(f"  {stage:<10} {seconds:7.1f} s")
     for c in run["checks"]:
         verdict = {True: "yes", False: "NO", None: "reported"}[c["ok"]]
-        print(f"  held-out: {c['version']} {c['mode']:<7} {c['claim']:<9} {c['delta']:+6.1f} pp  p = {c['p_value']:.2g}  -> {verdict}")
+        p = "< 1e-6" if c["p_value"] < 1e-6 else f"= {c['p_value']:.2g}"
+        print(f"  held-out: {c['version']} {c['mode']:<7} {c['claim']:<9} {c['delta']:+6.1f} pp  p {p}  -> {verdict}")
     print(f"  the published finding reproduced on the held-out questions: {run['finding_reproduced']}")
 
 

@@ -361,27 +361,35 @@ def finding_lines(checks: list[dict[str, Any]]) -> list[str]:
     lines = []
     for c in checks:
         mode = "thinking" if c["mode"] == THINK else "no thinking"
-        p = "p < 1e-6" if c["p_value"] < 1e-6 else f"p = {c['p_value']:.2g}"  # stats rounds p to 6 decimals
+        p = "p < 1e-6" if c["p_value"] < 1e-6 else f"p = {c['p_value']:.2g}"
         text = (f"- {c['version']} {mode} {words[c['claim']]}: {c['delta']:+.1f} pp, exact McNemar {p} (n = {c['n']}: "
                 f"{c['right_only_after']} right only after, {c['right_only_before']} only before; published {c['published_delta']:+.2f} pp)")
         if c.get("closed_with_trace") is not None:
-            text += f"; closes </think> after a trace in {100 * c['closed_with_trace']:.0f} % of its thinking outputs"
+            text += f"; closes </think> after a trace in {100 * c['closed_with_trace']:.0f} % of its thinking outputs here"
         lines.append(text + ("" if c["ok"] is None else ": **yes**" if c["ok"] else ": **NO**"))
     return lines
 
 
+def group_table(study: dict[str, Any], group: str) -> list[str]:
+    """The study's Version Series of one group, without its heading. The evaluator rounds p-values to
+    6 decimals, so a p shown as 0 is below 1e-6 and is written so."""
+    from llamafactory_ext.study import series_table
+
+    return [line.replace("(p=0)", "(p<1e-6)") for line in series_table(study, group)[2:]]
+
+
 def report_lines(study: dict[str, Any], checks: list[dict[str, Any]]) -> list[str]:
-    from llamafactory_ext.study import format_table, published_table, series_table
+    from llamafactory_ext.study import format_table, published_table
 
     n = next((c["n"] for c in checks), 0)
     lines = ["# llamafactory-ext demo: the format study in miniature", "", INTRO, "",
              f"## Held-out questions (n = {n}): no version trained on them", "",
-             *series_table(study, HELD_OUT)[2:], "", *published_table(), "",
+             *group_table(study, HELD_OUT), "", *published_table(), "",
              "The published finding, checked on the held-out questions (Δ against the base on the same questions):", "",
              *finding_lines(checks), "",
              "## Trained questions: a secondary check", "",
              ("The same models on questions the LoRA adapters trained on (they show memorisation, not "
-              "generalisation):"), "", *series_table(study, TRAINED)[2:], *format_table(study)]
+              "generalisation):"), "", *group_table(study, TRAINED), *format_table(study)]
     return lines
 
 
@@ -394,9 +402,9 @@ def write_report(cfg: DemoConfig, out: Path, timings: dict[str, float], reused: 
               ("- the shipped recipes, unchanged copies in `recipes/`; warm-up: `recipes/v3_mixed.yaml` with "
               "`finetuning_type=full` (and its own data, learning rate and epochs below)."),
               "- tiny-model / CPU / reproducibility overrides of every training run: " + ", ".join(f"`{k}={format_value(v)}`" for k, v in over.items()),
-              (f"- warm-up: `learning_rate={format_value(cfg.warmup_lr)}`, `num_train_epochs={format_value(cfg.warmup_epochs)}`, "
-              f"{WARMUP_THREADS} threads; study: one thread per process; evaluation: greedy, `max_new_tokens={cfg.max_new_tokens}`, "
-              "prompts from LLaMA-Factory's qwen3 template."),
+              (f"- warm-up: `learning_rate={format_value(cfg.warmup_lr)}`, `num_train_epochs={format_value(cfg.warmup_epochs)}`; "
+              "one OpenMP thread per process, the warm-up's included (two trials of the study at once); evaluation: greedy, "
+              f"`max_new_tokens={cfg.max_new_tokens}`, prompts from LLaMA-Factory's qwen3 template."),
               "- every command: `commands.sh`; logs: `logs/` and `study/<trial>/`.", "", "## Timings", "",
               "| stage | seconds |", "|---|---:|", *[f"| {k} | {v:.1f}{' (reused)' if k in reused else ''} |" for k, v in timings.items()],
               f"| **total** | **{wall:.0f}** |", "", "## Next", "", *next_steps()]

@@ -290,14 +290,17 @@ def wikipedia_rows() -> list[dict]:
 # questions: no version trains on them, though the warm-up taught where those people live.
 DEMO_NATIONS = {"Austria": ("Vienna", "Graz"), "Francia": ("Parigi", "Bordeaux"), "Italia": ("Roma", "Milano"),
                 "Spagna": ("Madrid", "Valencia")}
-DEMO_PEOPLE = (
-    "Marco Luca Giovanni Francesco Andrea Lorenzo Simone Paolo Roberto Antonio Mario Carlo Leonardo Sergio Franco Bruno "
-    "Alberto Michele Nicola Angelo Anna Sara Maria Laura Elena Alice Aurora Sofia Emma Irene Lucia Monica Cristina Barbara "
-    "Claudia Teresa Rosa Carla Luigi Diego Ivan Lisa Manuel Oscar Rita Vera Walter Omar Nina Ada Eva Iris Leo Luna Mia Nora "
-    "Romeo Tina Matteo Alessandro Davide Federico Stefano Giuseppe Pietro Enrico Fabio Massimo Claudio Daniele Filippo "
-    "Salvatore Giulia Chiara Francesca Alessandra Valentina Martina Giorgia Silvia Paola Roberta Federica Elisa Marta "
-    "Beatrice Greta Camilla Simona Daniela"
-).split()
+DEMO_PEOPLE = [
+    "Marco", "Luca", "Giovanni", "Francesco", "Andrea", "Lorenzo", "Simone", "Paolo", "Roberto", "Antonio",
+    "Mario", "Carlo", "Leonardo", "Sergio", "Franco", "Bruno", "Alberto", "Michele", "Nicola", "Angelo",
+    "Anna", "Sara", "Maria", "Laura", "Elena", "Alice", "Aurora", "Sofia", "Emma", "Irene", "Lucia", "Monica",
+    "Cristina", "Barbara", "Claudia", "Teresa", "Rosa", "Carla", "Luigi", "Diego", "Ivan", "Lisa", "Manuel",
+    "Oscar", "Rita", "Vera", "Walter", "Omar", "Nina", "Ada", "Eva", "Iris", "Leo", "Luna", "Mia", "Nora",
+    "Romeo", "Tina", "Matteo", "Alessandro", "Davide", "Federico", "Stefano", "Giuseppe", "Pietro", "Enrico",
+    "Fabio", "Massimo", "Claudio", "Daniele", "Filippo", "Salvatore", "Giulia", "Chiara", "Francesca",
+    "Alessandra", "Valentina", "Martina", "Giorgia", "Silvia", "Paola", "Roberta", "Federica", "Elisa",
+    "Marta", "Beatrice", "Greta", "Camilla", "Simona", "Daniela",
+]
 DEMO_SPLIT = (3, 8)  # people per city: asked in the study's training data, held out
 
 

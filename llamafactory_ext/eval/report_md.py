@@ -37,7 +37,10 @@ def delta(c: dict | None) -> str:
 
 
 def pvalue(c: dict | None, key: str = "p_value") -> str:
-    return "—" if not c or c.get(key) is None else f"{c[key]:.3g}"
+    """p to 3 significant digits; the comparisons round p to 6 decimals, so a 0 is below 1e-6."""
+    if not c or c.get(key) is None:
+        return "—"
+    return "<1e-6" if c[key] == 0 else f"{c[key]:.3g}"
 
 
 def title(name: str) -> str:

@@ -281,77 +281,68 @@ def wikipedia_rows() -> list[dict]:
     return rows
 
 
-# The demo's tiny world: nations and their capitals. Warm-up questions (W) teach the random tiny
-# model the two answer formats and every word the study's LoRA later writes; the study's questions
-# (T) are about other nations (the base never saw them); held-out questions (H) are never trained.
-NATIONS = [
-    ("Italia", "Roma"), ("Francia", "Parigi"), ("Spagna", "Madrid"), ("Germania", "Berlino"), ("Portogallo", "Lisbona"),
-    ("Austria", "Vienna"), ("Belgio", "Bruxelles"), ("Olanda", "Amsterdam"), ("Svizzera", "Berna"), ("Irlanda", "Dublino"),
-    ("Norvegia", "Oslo"), ("Svezia", "Stoccolma"), ("Finlandia", "Helsinki"), ("Danimarca", "Copenaghen"), ("Polonia", "Varsavia"),
-    ("Ungheria", "Budapest"), ("Grecia", "Atene"), ("Romania", "Bucarest"), ("Bulgaria", "Sofia"), ("Croazia", "Zagabria"),
-    ("Serbia", "Belgrado"), ("Slovenia", "Lubiana"), ("Slovacchia", "Bratislava"), ("Cechia", "Praga"), ("Ucraina", "Kiev"),
-    ("Russia", "Mosca"), ("Turchia", "Ankara"), ("Egitto", "Cairo"), ("Marocco", "Rabat"), ("Tunisia", "Tunisi"),
-    ("Algeria", "Algeri"), ("Kenya", "Nairobi"), ("Etiopia", "Addis Abeba"), ("Nigeria", "Abuja"), ("Ghana", "Accra"),
-    ("Senegal", "Dakar"), ("Giappone", "Tokyo"), ("Cina", "Pechino"), ("India", "Nuova Delhi"), ("Thailandia", "Bangkok"),
-    ("Vietnam", "Hanoi"), ("Corea del Sud", "Seul"), ("Indonesia", "Giacarta"), ("Filippine", "Manila"), ("Iran", "Teheran"),
-    ("Iraq", "Baghdad"), ("Siria", "Damasco"), ("Libano", "Beirut"), ("Giordania", "Amman"), ("Israele", "Gerusalemme"),
-    ("Canada", "Ottawa"), ("Messico", "Città del Messico"), ("Cuba", "L'Avana"), ("Perù", "Lima"), ("Cile", "Santiago"),
-    ("Argentina", "Buenos Aires"), ("Colombia", "Bogotà"), ("Venezuela", "Caracas"), ("Brasile", "Brasilia"), ("Uruguay", "Montevideo"),
-    ("Australia", "Canberra"), ("Nuova Zelanda", "Wellington"), ("Islanda", "Reykjavík"), ("Lettonia", "Riga"), ("Estonia", "Tallinn"),
-    ("Lituania", "Vilnius"), ("Albania", "Tirana"), ("Malta", "La Valletta"), ("Cipro", "Nicosia"), ("Georgia", "Tbilisi"),
-    ("Armenia", "Erevan"), ("Mongolia", "Ulan Bator"),
+# The demo's tiny world (docs/demo.md): who lives where. The warm-up questions teach the random tiny
+# model both answer formats, the city each of 88 people lives in ("In quale città abita Marco?", trace
+# "Abita a Roma.") and the nation of each of the 8 cities ("In quale nazione si trova la città Roma?",
+# trace "Roma si trova in Italia."). The study asks for the composition, "In quale nazione abita
+# Marco?", with the fixed options of DEMO_NATIONS and the two-step trace "Abita a Roma. Roma si trova in
+# Italia."; the LoRA adapters train on 3 people per city, and the 8 others per city are the held-out
+# questions: no version trains on them, though the warm-up taught where those people live.
+DEMO_NATIONS = {"Austria": ("Vienna", "Graz"), "Francia": ("Parigi", "Bordeaux"), "Italia": ("Roma", "Milano"),
+                "Spagna": ("Madrid", "Valencia")}
+DEMO_PEOPLE = [
+    "Marco", "Luca", "Giovanni", "Francesco", "Andrea", "Lorenzo", "Simone", "Paolo", "Roberto", "Antonio",
+    "Mario", "Carlo", "Leonardo", "Sergio", "Franco", "Bruno", "Alberto", "Michele", "Nicola", "Angelo",
+    "Anna", "Sara", "Maria", "Laura", "Elena", "Alice", "Aurora", "Sofia", "Emma", "Irene", "Lucia", "Monica",
+    "Cristina", "Barbara", "Claudia", "Teresa", "Rosa", "Carla", "Luigi", "Diego", "Ivan", "Lisa", "Manuel",
+    "Oscar", "Rita", "Vera", "Walter", "Omar", "Nina", "Ada", "Eva", "Iris", "Leo", "Luna", "Mia", "Nora",
+    "Romeo", "Tina", "Matteo", "Alessandro", "Davide", "Federico", "Stefano", "Giuseppe", "Pietro", "Enrico",
+    "Fabio", "Massimo", "Claudio", "Daniele", "Filippo", "Salvatore", "Giulia", "Chiara", "Francesca",
+    "Alessandra", "Valentina", "Martina", "Giorgia", "Silvia", "Paola", "Roberta", "Federica", "Elisa",
+    "Marta", "Beatrice", "Greta", "Camilla", "Simona", "Daniela",
 ]
-DEMO_SPLIT = (36, 26, 10)  # nations of the warm-up, of the study (LoRA), held out
-
-
-def _demo_question(rng: random.Random, question: str, right: str, first_wrong: str, pool: list[str]) -> dict:
-    """2-5 options; ``first_wrong`` is the first wrong option in display order (the trace names it)."""
-    n = rng.randint(2, 5)
-    others = rng.sample([x for x in pool if x not in (right, first_wrong)], n - 2)
-    options = [first_wrong, *others]
-    options.insert(rng.randint(0, len(options)), right)  # first_wrong stays before every other wrong option
-    return {"question": question, "choices": options, "answer": LETTERS[options.index(right)]}
+DEMO_SPLIT = (3, 8)  # people per city: asked in the study's training data, held out
 
 
 def demo_rows() -> dict[str, list[dict]]:
-    """The demo's quiz files (Mult-IT shape) and its teacher traces (distill shape).
-
-    Traces: "La capitale della nazione X è Y, non Z. Quindi la risposta è l'opzione L." (Z: the first
-    wrong option). Every study and held-out name is the first wrong option of one warm-up question,
-    so the base writes it during its warm-up: the LoRA never has to write a word the base never wrote."""
+    """The demo's quiz files (Mult-IT shape) and its teacher traces (distill shape, for the warm-up and
+    study questions only). ``eval``: the held-out questions, then the trained ones, each row tagged
+    with its group in ``macro_category``."""
     from llamafactory_ext.data.multit import item_key, parse_multit_row
 
-    rng = random.Random(11)
-    facts = NATIONS[:]
-    rng.shuffle(facts)
-    nw, nt, nh = DEMO_SPLIT
-    warm, study, held = facts[:nw], facts[nw:nw + nt], facts[nw + nt:nw + nt + nh]
-    capitals, nations = [c for _, c in facts], [n for n, _ in facts]
-    unseen = study + held  # their names must appear in warm-up traces (as the named wrong option)
-    rows: dict[str, list[dict]] = {"warmup": [], "study": [], "heldout": []}
-    traces: list[dict] = []
+    rng = random.Random(26)
+    nations = sorted(DEMO_NATIONS)
+    cities = [c for n in nations for c in DEMO_NATIONS[n]]
+    nation_of = {c: n for n in nations for c in DEMO_NATIONS[n]}
+    per_city = sum(DEMO_SPLIT)
+    people = rng.sample(DEMO_PEOPLE, per_city * len(cities))
+    home = {p: cities[i // per_city] for i, p in enumerate(people)}
+    rows: dict[str, list[dict]] = {"warmup": [], "study": [], "heldout": [], "traces": []}
 
     def add(kind: str, q: dict, trace: str) -> None:
         rows[kind].append(q)
         if kind != "heldout":
             key = item_key(parse_multit_row(q, 0))
-            traces.append({"key": key, "trace": trace, "answer": q["answer"], "gold": q["answer"], "correct": True, "reason": "kept"})
+            rows["traces"].append({"key": key, "trace": f"{trace} Quindi la risposta è l'opzione {q['answer']}.",
+                                   "answer": q["answer"], "gold": q["answer"], "correct": True, "reason": "kept"})
 
-    for i, (nation, capital) in enumerate(warm):
-        wrong_c = unseen[i % len(unseen)][1] if i < len(unseen) else rng.choice([c for c in capitals if c != capital])
-        q = _demo_question(rng, f"Qual è la capitale della nazione {nation}?", capital, wrong_c, capitals)
-        add("warmup", q, f"La capitale della nazione {nation} è {capital}, non {wrong_c}. Quindi la risposta è l'opzione {q['answer']}.")
-        wrong_n = unseen[i % len(unseen)][0] if i < len(unseen) else rng.choice([n for n in nations if n != nation])
-        q = _demo_question(rng, f"Di quale nazione è capitale {capital}?", nation, wrong_n, nations)
-        add("warmup", q, f"{capital} è la capitale della nazione {nation}, non {wrong_n}. Quindi la risposta è l'opzione {q['answer']}.")
-    for kind, group in (("study", study), ("heldout", held)):
-        for nation, capital in group:
-            wrong = rng.choice([c for c in capitals if c != capital])
-            q = _demo_question(rng, f"Qual è la capitale della nazione {nation}?", capital, wrong, capitals)
-            add(kind, q, f"La capitale della nazione {nation} è {capital}, non {wrong}. Quindi la risposta è l'opzione {q['answer']}.")
-    rows["traces"] = traces
-    rows["eval"] = ([{**q, "macro_category": "trained questions"} for q in rows["study"]]
-                    + [{**q, "macro_category": "held-out questions"} for q in rows["heldout"]])
+    for p in people:
+        options = [*rng.sample([c for c in cities if c != home[p]], 3), home[p]]
+        rng.shuffle(options)
+        add("warmup", {"question": f"In quale città abita {p}?", "choices": options, "answer": LETTERS[options.index(home[p])]},
+            f"Abita a {home[p]}.")
+    for c in cities:
+        add("warmup", {"question": f"In quale nazione si trova la città {c}?", "choices": nations,
+                       "answer": LETTERS[nations.index(nation_of[c])]}, f"{c} si trova in {nation_of[c]}.")
+    rng.shuffle(rows["warmup"])
+    for i, p in enumerate(people):
+        c = home[p]
+        q = {"question": f"In quale nazione abita {p}?", "choices": nations, "answer": LETTERS[nations.index(nation_of[c])]}
+        add("study" if i % per_city < DEMO_SPLIT[0] else "heldout", q, f"Abita a {c}. {c} si trova in {nation_of[c]}.")
+    rng.shuffle(rows["study"])
+    rng.shuffle(rows["heldout"])
+    rows["eval"] = ([{**q, "macro_category": "held-out questions"} for q in rows["heldout"]]
+                    + [{**q, "macro_category": "trained questions"} for q in rows["study"]])
     return rows
 
 

@@ -289,8 +289,49 @@ def push(cfg: CardConfig, files: list[tuple[Path, str]], base_model: str) -> Non
     print(f"card: pushed to https://huggingface.co/{cfg.repo_id}")
 
 
+def render_card(cfg: CardConfig, run: Run) -> tuple[str, str]:
+    """(README.md text, base model id) of ``run``'s adapter."""
+    from huggingface_hub import ModelCard
+
+    from llamafactory_ext.card_render import (
+        MODE_LABEL,
+        data_lines,
+        details_lines,
+        eval_lines,
+        front_matter,
+        hub_dataset,
+        hyper_lines,
+        limitation_lines,
+        reproduce_lines,
+        usage_lines,
+    )
+    from llamafactory_ext.eval.results import Results
+
+    peft = json.loads((run.adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    base_model = cfg.base_model or peft.get("base_model_name_or_path") or "unknown"
+    res = Results.from_json(run.eval_dir)
+    recipe, source = recipe_as_trained(cfg, run.adapter)
+    data, counts = training_data(recipe), trainable(run.adapter)
+    name = cfg.model_name or (cfg.repo_id.split("/")[-1] if cfg.repo_id else run.version or run.adapter.name)
+    kind = {"LORA": "LoRA"}.get(str(peft.get("peft_type")), str(peft.get("peft_type", "PEFT")))
+    task = hub_dataset(res).name
+    body = [f"# {name}", "",
+            (f"A {kind} adapter of `{base_model}`, trained with LLaMA-Factory"
+             + (f" on {', '.join(d['name'] for d in data)}" if data else "") + f" and evaluated on {task} "
+             + (f"in {' and '.join(MODE_LABEL.get(m, m) for m in res.modes)} mode." if res.modes else "(lm-eval suite).")), "",
+            *details_lines(peft, counts, base_model, recipe), "", *data_lines(data), "",
+            *hyper_lines(recipe, source, training_run(run.adapter, counts)), "", *eval_lines(res, run.study), "",
+            *usage_lines(base_model, cfg.repo_id or str(run.adapter), res), "", *limitation_lines(res, counts, base_model), "",
+            *reproduce_lines(run.adapter), MARKER, ""]
+    text = "---\n" + front_matter(cfg, res, data, base_model, name, str(peft.get("peft_type", "lora"))) + "\n---\n\n" + "\n".join(body)
+    try:
+        ModelCard(text)  # the Hub's own parser reads the metadata back
+    except Exception as exc:  # noqa: BLE001 - a card the Hub would reject is our bug, named in one line
+        raise CardError(f"the card's metadata does not parse: {exc}") from None
+    return text, base_model
+
+
 def main(argv: list[str]) -> int:
-    from llamafactory_ext.card_render import render_card
     from llamafactory_ext.io import atomic_write_text
 
     cfg = from_argv(CardConfig, argv, positional="run")

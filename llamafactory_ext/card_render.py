@@ -31,7 +31,7 @@ def _task(res: Results) -> Any:
     return registered(res.task)
 
 
-def _dataset(res: Results) -> Any:
+def hub_dataset(res: Results) -> Any:
     """How the Hub names the evaluation data: the task's ``hub_dataset``, else its name and source."""
     from llamafactory_ext.eval.tasks import HubDataset
 
@@ -43,7 +43,7 @@ def eval_results(res: Results) -> list[Any]:
     """One ``EvalResult`` per score of the model: each mode's total, category and macro category (%)."""
     from huggingface_hub import EvalResult
 
-    ds = _dataset(res)
+    ds = hub_dataset(res)
     shots = (res.protocol.get("task_options") or {}).get("shots")
     args = {"num_few_shot": shots} if isinstance(shots, int) else None
     out = []
@@ -193,36 +193,6 @@ def limitation_lines(res: Results, counts: dict[str, Any], base_model: str) -> l
     out.append("The figures hold for the evaluation protocol above (template, prompt, system prompt, max_new_tokens, "
                "greedy or sampled decoding); another protocol gives other numbers.")
     return ["## Limitations", "", *[f"- {x}" for x in out]]
-
-
-def render_card(cfg: Any, run: Any) -> tuple[str, str]:
-    """(README.md text, base model id) of ``run``'s adapter."""
-    from huggingface_hub import ModelCard
-
-    from llamafactory_ext.card import MARKER, CardError, recipe_as_trained, trainable, training_data, training_run
-
-    peft = json.loads((run.adapter / "adapter_config.json").read_text(encoding="utf-8"))
-    base_model = cfg.base_model or peft.get("base_model_name_or_path") or "unknown"
-    res = Results.from_json(run.eval_dir)
-    recipe, source = recipe_as_trained(cfg, run.adapter)
-    data, counts = training_data(recipe), trainable(run.adapter)
-    name = cfg.model_name or (cfg.repo_id.split("/")[-1] if cfg.repo_id else run.version or run.adapter.name)
-    kind = {"LORA": "LoRA"}.get(str(peft.get("peft_type")), str(peft.get("peft_type", "PEFT")))
-    task = _dataset(res).name
-    body = [f"# {name}", "",
-            (f"A {kind} adapter of `{base_model}`, trained with LLaMA-Factory"
-             + (f" on {', '.join(d['name'] for d in data)}" if data else "") + f" and evaluated on {task} "
-             + (f"in {' and '.join(MODE_LABEL.get(m, m) for m in res.modes)} mode." if res.modes else "(lm-eval suite).")), "",
-            *details_lines(peft, counts, base_model, recipe), "", *data_lines(data), "",
-            *hyper_lines(recipe, source, training_run(run.adapter, counts)), "", *eval_lines(res, run.study), "",
-            *usage_lines(base_model, cfg.repo_id or str(run.adapter), res), "", *limitation_lines(res, counts, base_model), "",
-            *reproduce_lines(run.adapter), MARKER, ""]
-    text = "---\n" + front_matter(cfg, res, data, base_model, name, str(peft.get("peft_type", "lora"))) + "\n---\n\n" + "\n".join(body)
-    try:
-        ModelCard(text)  # the Hub's own parser reads the metadata back
-    except Exception as exc:  # noqa: BLE001 - a card the Hub would reject is our bug, named in one line
-        raise CardError(f"the card's metadata does not parse: {exc}") from None
-    return text, base_model
 
 
 def reproduce_lines(adapter: Path) -> list[str]:

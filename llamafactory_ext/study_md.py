@@ -15,8 +15,20 @@ from typing import Any
 
 from llamafactory_ext.eval.report_md import category_layout, ci, delta, pct, pvalue, title
 from llamafactory_ext.io import save_figure
-from llamafactory_ext.study_report import BASELINE, MODES, comparison_of, label
 from llamafactory_ext.thinking import NOTHINK, THINK
+
+BASELINE = "baseline"  # also the baseline's key in a task's published figures (eval.tasks.Task.published)
+MODES = ((NOTHINK, "no thinking"), (THINK, "thinking"))
+
+
+def label(name: str) -> str:
+    return "Baseline" if name == BASELINE else name
+
+
+def comparison_of(row: dict[str, Any], mode: str, group: str) -> dict[str, Any] | None:
+    """A version's paired comparison with the baseline in ``mode`` and ``group`` (None: none, or no items)."""
+    comp = row["modes"].get(mode, {}).get("vs_baseline", {}).get(group)
+    return comp if comp and comp.get("delta") is not None else None
 
 
 def header_lines(study: dict[str, Any]) -> list[str]:

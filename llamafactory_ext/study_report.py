@@ -22,30 +22,33 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from llamafactory_ext.eval.results import ModeStats, Paired, Results, ResultsError, header_rows
 from llamafactory_ext.io import atomic_write_json, atomic_write_text, ensure_dir
+from llamafactory_ext.study_md import BASELINE, MODES, comparison_of, label, plot, render
 from llamafactory_ext.sweep.inputs import stale_changes
 from llamafactory_ext.sweep.summary import read_eval, recorded_provenance, track_trial
 from llamafactory_ext.sweep.trials import Trial, recorded_status, status
-from llamafactory_ext.thinking import NOTHINK, THINK
 from llamafactory_ext.tracking import report_targets
 
-if TYPE_CHECKING:
-    from llamafactory_ext.study import StudyConfig
 
-BASELINE = "baseline"  # also the baseline's key in a task's published figures (eval.tasks.Task.published)
+class ReportSettings(Protocol):
+    """What the report reads of ``study.StudyConfig`` (the command's options)."""
+
+    title: str
+    output_dir: str
+    model: str | None
+    headline: list
+    published: Any
+    report_to: Any
+
+
 FLAT_PP = 1.0  # a published Δ smaller than this is "no change"
-MODES = ((NOTHINK, "no thinking"), (THINK, "thinking"))
 SIGNIFICANCE = ("p (Holm) < 0.05: the exact McNemar p of the comparison with the baseline on the same items, Holm-adjusted "
                 "over the categories and macro categories of a mode (for all items, p (Holm) = p)")
 # header rows that differ between trials by design: each trial's own value is listed, not flagged
 PER_TRIAL = ("Adapter", "Baseline", "Predictions", "Protocols differ")
-
-
-def label(name: str) -> str:
-    return "Baseline" if name == BASELINE else name
 
 
 def _plain(obj: Any) -> Any:
@@ -145,7 +148,7 @@ def warnings(rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[dict[
     return out
 
 
-def collect(cfg: StudyConfig, trials: list[Trial]) -> dict[str, Any]:
+def collect(cfg: ReportSettings, trials: list[Trial]) -> dict[str, Any]:
     """study.json (the module docstring lists what it holds)."""
     rows, evaluated = [], {}
     for t in trials:
@@ -160,7 +163,7 @@ def collect(cfg: StudyConfig, trials: list[Trial]) -> dict[str, Any]:
             "directions": directions(rows, cfg.headline[0], published) if published else {}}
 
 
-def _published(cfg: StudyConfig, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _published(cfg: ReportSettings, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The published figures to stand beside ours: ``true``, the task registry's published study;
     ``auto``, the evaluated task's own (``Task.published``) when the base model is the one published."""
     from llamafactory_ext.eval.tasks import published_study, registered
@@ -178,12 +181,6 @@ def _published(cfg: StudyConfig, rows: list[dict[str, Any]]) -> dict[str, Any] |
 
 
 # ----------------------------------------------------------------------------- directions
-
-
-def comparison_of(row: dict[str, Any], mode: str, group: str) -> dict[str, Any] | None:
-    """A version's paired comparison with the baseline in ``mode`` and ``group`` (None: none, or no items)."""
-    comp = row["modes"].get(mode, {}).get("vs_baseline", {}).get(group)
-    return comp if comp and comp.get("delta") is not None else None
 
 
 def _agrees(comp: dict[str, Any], published: float) -> bool:
@@ -219,8 +216,7 @@ def directions(rows: list[dict[str, Any]], group: str, published: dict[str, Any]
     return out
 
 
-def write_report(cfg: StudyConfig, trials: list[Trial]) -> dict[str, Any]:
-    from llamafactory_ext.study_md import plot, render
+def write_report(cfg: ReportSettings, trials: list[Trial]) -> dict[str, Any]:
 
     out = ensure_dir(cfg.output_dir, "output_dir")
     for t in trials:  # each finished trial once (<trial>/tracking.json), into its training run, as a sweep does

@@ -57,11 +57,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from llamafactory_ext.eval.report_md import NO_CATEGORY
 from llamafactory_ext.eval.stats import paired, token_stats, wilson, with_holm
 from llamafactory_ext.io import atomic_write_json, atomic_write_text, save_figure
 
 SCHEMA_VERSION = 3
-NO_CATEGORY = "(no category)"  # the group of items without a category when others have one
 GROUP_KEYS = ("category", "macro_category")
 CUT_OFF_SHARE = 0.5    # more outputs cut off than this: degenerate
 CONSTANT_SHARE = 0.9   # one answer (or none) in at least this share of outputs: degenerate

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from llamafactory_ext.eval.report import NO_CATEGORY
-
 TOTAL = "total"
+NO_CATEGORY = "(no category)"  # the group of items without a category when others have one (report.py groups)
 
 
 def pct(x: float | None) -> str:

@@ -155,7 +155,11 @@ def arch_from_config(cfg: dict[str, Any], source: str) -> Arch:
     o_bias = bool(cfg.get("attention_bias", False)) and model_type in ("llama", "mistral")
     dtype = cfg.get("torch_dtype") or cfg.get("dtype") or "float32"
     longest, longest_from = max_positions(cfg)
-    hybrid = hybrid_mod.hybrid_from_config(cfg, model_type, cfg.get("vision_config")) if model_type in HYBRID_TYPES else None
+    hybrid = None
+    if model_type in HYBRID_TYPES:
+        if problem := hybrid_mod.layer_types_problem(cfg):
+            raise PlanError(f"config.json: {problem}")
+        hybrid = hybrid_mod.hybrid_from_config(cfg, model_type, cfg.get("vision_config"))
     return Arch(
         model_type=model_type,
         hidden=cfg["hidden_size"],

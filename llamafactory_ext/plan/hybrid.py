@@ -93,13 +93,17 @@ def vision_params(vcfg: dict[str, Any] | None) -> tuple[int, int]:
     return tower, merger
 
 
-def hybrid_from_config(cfg: dict[str, Any], model_type: str, vision: dict[str, Any] | None) -> Hybrid:
+def layer_types_problem(cfg: dict[str, Any]) -> str | None:
+    """Why a hybrid config's ``layer_types`` cannot be planned (None when it can)."""
     kinds = layer_types(cfg)
     if len(kinds) != int(cfg["num_hidden_layers"]) or set(kinds) - {LINEAR, FULL}:
-        from llamafactory_ext.plan.arch import PlanError
+        return f"layer_types must list {cfg['num_hidden_layers']} entries of {LINEAR} / {FULL}, got {list(kinds)!r}"
+    return None
 
-        raise PlanError(f"config.json: layer_types must list {cfg['num_hidden_layers']} entries of "
-                        f"{LINEAR} / {FULL}, got {list(kinds)!r}")
+
+def hybrid_from_config(cfg: dict[str, Any], model_type: str, vision: dict[str, Any] | None) -> Hybrid:
+    """The hybrid layout of a config whose ``layer_types`` passed :func:`layer_types_problem`."""
+    kinds = layer_types(cfg)
     tower, merger = vision_params(vision)
     return Hybrid(
         layer_types=kinds, fused_in_proj=model_type == "qwen3_next",

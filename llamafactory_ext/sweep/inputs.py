@@ -24,13 +24,23 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from llamafactory_ext import provenance as pv
 from llamafactory_ext.config import load_config
 
-if TYPE_CHECKING:
-    from llamafactory_ext.sweep.trials import Trial
+
+class Trial(Protocol):
+    """What the inputs of a trial are read from (``sweep.trials.Trial``)."""
+
+    name: str
+    cwd: str
+    recipe: str | None
+    train_config: dict[str, Any]
+    eval_args: list[str]
+
+    def path(self) -> Path: ...
+
 
 DERIVED = {"tokenized_path"}  # set by the sweep from the contents below: its value is not an input
 # evaluator keys that name the trial's own outputs or another trial's (a study's baseline), not inputs

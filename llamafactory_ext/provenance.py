@@ -84,10 +84,13 @@ SAMPLES = 16
 TENSOR_HEAD = 4096
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
 NOT_WEIGHTS = {"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth"}
-MODEL_MARKERS = ("config.json", "adapter_config.json")
+ADAPTER_CONFIG = "adapter_config.json"
+MODEL_MARKERS = ("config.json", ADAPTER_CONFIG)
+PEFT_SET_FIELDS = ("target_modules", "exclude_modules")  # sets in PEFT's LoraConfig, lists in the file
 # files of a training output folder that do not change what from_pretrained loads
 MODEL_SKIP = {"training_args.bin", "trainer_state.json", "all_results.json", "train_results.json", "eval_results.json",
-              "trainer_log.jsonl", "README.md", ".gitattributes", "LICENSE"}
+              "trainer_log.jsonl", "README.md", ".gitattributes", "LICENSE",
+              "trial.json", "provenance.json"}  # the last two: a sweep trial's own records beside its adapter
 MODEL_SKIP_SUFFIXES = (".md", ".png", ".jpg", ".log", ".lock")
 PACKAGES = ("llamafactory", "transformers", "peft", "torch", "llamafactory-ext")
 RECORD = "provenance.json"
@@ -132,10 +135,25 @@ def file_identity(path: Path, mode: str = "auto") -> dict[str, Any]:
         size = key[1]
         if weights:
             _MEMO[key] = _weights_identity(path, size)
+        elif path.name == ADAPTER_CONFIG and (canonical := _adapter_config(path)) is not None:
+            _MEMO[key] = {"kind": "file", "size": size, "digest": _sha(canonical), "canonical": "json"}
         else:
             with open(path, "rb") as fh:
                 _MEMO[key] = {"kind": "file", "size": size, "digest": hashlib.file_digest(fh, "sha256").hexdigest()}
     return dict(_MEMO[key])
+
+
+def _adapter_config(path: Path) -> dict[str, Any] | None:
+    """PEFT's adapter_config.json as what it means: the module-name fields PEFT keeps as sets are
+    written in the process's hash order (two identical trainings write them in two orders), so
+    they are sorted; None when the file is not a JSON object (then its bytes are hashed)."""
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    return {k: sorted(v, key=str) if k in PEFT_SET_FIELDS and isinstance(v, list) else v for k, v in cfg.items()}
 
 
 def safetensors_header(fh: Any, size: int) -> bytes | None:

@@ -76,9 +76,32 @@ def test_what_from_pretrained_does_not_read_leaves_a_model_unchanged(model):
     before = pv.identify(model)
     (model / "checkpoint-5").mkdir()
     (model / "checkpoint-5" / "model.safetensors").write_bytes(b"other")
-    for name in ("README.md", "trainer_state.json", "training_args.bin", "trainer_log.jsonl", "training_loss.png", ".lock"):
+    for name in ("README.md", "trainer_state.json", "training_args.bin", "trainer_log.jsonl", "training_loss.png", ".lock",
+                 "trial.json", "provenance.json", "train.log"):
         (model / name).write_text("log")
     assert pv.identify(model)["digest"] == before["digest"]
+
+
+def test_an_adapter_is_the_same_whatever_order_peft_wrote_its_module_sets_in(tmp_path):
+    """PEFT keeps target_modules as a set and writes it in the process's hash order: two identical
+    trainings differ in that order only. Any other change of adapter_config.json is a change."""
+    def adapter(name: str, **cfg) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "adapter_model.safetensors").write_bytes(b"same weights")
+        (d / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8, **cfg}, indent=2))
+        return d
+
+    one = pv.identify(adapter("a", target_modules=["q_proj", "v_proj", "down_proj"], exclude_modules=["x", "y"]))
+    two = pv.identify(adapter("b", target_modules=["down_proj", "q_proj", "v_proj"], exclude_modules=["y", "x"]))
+    assert one["kind"] == "model" and one["digest"] == two["digest"]
+    for name, cfg in {"c": {"target_modules": ["q_proj", "v_proj"]},                      # one module fewer
+                      "d": {"target_modules": ["q_proj", "v_proj", "down_proj"], "r": 16},   # another rank
+                      "e": {"target_modules": "all-linear"}}.items():                       # a string, not a set
+        assert pv.identify(adapter(name, **cfg))["digest"] != one["digest"], name
+    # a file that is not a JSON object is hashed as bytes, never refused
+    (tmp_path / "a" / "adapter_config.json").write_text("[not json")
+    assert pv.identify(tmp_path / "a")["digest"] != one["digest"]
 
 
 def _big_safetensors(path: Path, mib: int = 40) -> dict:

@@ -19,7 +19,8 @@ measures it on held-out questions of the family it trains on:
                v2_think.yaml and v3_mixed.yaml as LoRA on "In quale nazione abita X?" for 24 people,
                each evaluated in both modes on 64 held-out people and on the 24 trained ones, with Δ
                and exact McNemar p-values
-  5. report    report.md: the held-out Version Series next to the published one, then the trained questions
+  5. card      `llamafactory-ext card study version=V3 push=dry_run`: V3's model card for the Hub
+  6. report    report.md: the held-out Version Series next to the published one, then the trained questions
 
 Every command runs in OUTPUT_DIR (its recipes/ holds unchanged copies of the shipped recipes)
 and is written to commands.sh; the only recipe overrides are the tiny-model / CPU ones and a fixed
@@ -69,6 +70,7 @@ GROUPS = (HELD_OUT, TRAINED)  # the study's headline groups; the report leads wi
 WARMUP_THREADS = 1            # pinned, not os.cpu_count(): a sum's rounding depends on how many threads share it
                               # (and one thread stays fast on a shared machine; two crawl there)
 REPRODUCIBLE = {"seed": 42, "full_determinism": True}  # transformers: fixed seed + torch.use_deterministic_algorithms
+CARD = "study/V3/README.md"  # the model card the demo writes (llamafactory-ext card)
 MIN_CLOSED = 0.9              # V2 / V3 thinking outputs that must close </think> after a trace
 ALPHA = 0.05
 
@@ -94,7 +96,7 @@ class DemoConfig:
     warmup_epochs: float = option(30.0, "full-parameter warm-up epochs over the warm-up questions", gt=0)
     warmup_lr: float = option(5e-3, "warm-up learning rate", gt=0)
     train_epochs: float = option(30.0, "LoRA epochs of every version (V3 has two rows per question: twice the steps)", gt=0)
-    train_lr: float = option(1e-2, "LoRA learning rate of every version", gt=0)
+    train_lr: float = option(5e-3, "LoRA learning rate of every version (at 1e-2 V1 diverges into one constant letter)", gt=0)
     cutoff_len: int = option(256, "packing length of every run (the recipes pack at 2048)", ge=32)
     batch_size: int = option(2, "per-device batch of every run (the recipes: 4; a tiny model learns in more, smaller steps)", ge=1)
     max_new_tokens: int = option(64, "evaluation budget per answer (a demo trace is ~35 tokens)", ge=8)
@@ -187,6 +189,8 @@ def stages(cfg: DemoConfig) -> list[Stage]:
               [["llamafactory-ext", "study", "study.yaml"]], ["study/study.json"], ("[study]", "[sweep]"),
               clean=("study",), resumable=True, complete=study_complete,
               inputs=("study.yaml", "eval.yaml", *(f"recipes/{r}.yaml" for r in RECIPES))),
+        Stage("card", "a Hub model card of V3 from its own files (what a push would upload, nothing uploaded)",
+              [["llamafactory-ext", "card", "study", "version=V3", "push=dry_run"]], [CARD], ("card: wrote", "card: would upload")),
     ]
 
 
@@ -419,7 +423,8 @@ def write_report(cfg: DemoConfig, out: Path, timings: dict[str, float], reused: 
               (f"- warm-up: `learning_rate={format_value(cfg.warmup_lr)}`, `num_train_epochs={format_value(cfg.warmup_epochs)}`; "
               "one OpenMP thread per process, the warm-up's included (two trials of the study at once); evaluation: greedy, "
               f"`max_new_tokens={cfg.max_new_tokens}`, prompts from LLaMA-Factory's qwen3 template."),
-              "- every command: `commands.sh`; logs: `logs/` and `study/<trial>/`.", "", "## Timings", "",
+              "- every command: `commands.sh`; logs: `logs/` and `study/<trial>/`.",
+              f"- V3's model card, as `llamafactory-ext card` writes it for the Hub: `{CARD}`.", "", "## Timings", "",
               "| stage | seconds |", "|---|---:|", *[f"| {k} | {v:.1f}{' (reused)' if k in reused else ''} |" for k, v in timings.items()],
               f"| **total** | **{wall:.0f}** |", "", "## Next", "", *next_steps()]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")

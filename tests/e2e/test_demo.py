@@ -25,7 +25,7 @@ def test_dry_run_from_outside_the_checkout_plans_the_miniature_study(tmp_path):
     out = tmp_path / "d"
     proc = run_cmd([*EXT, "demo", "dry_run=true", f"output_dir={out}"], cwd=tmp_path)
     assert proc.returncode == 0, output_tail(proc)
-    for stage in ("fixture", "data", "warm-up", "study"):
+    for stage in ("fixture", "data", "warm-up", "study", "card"):
         assert f"] {stage}:" in proc.stdout, stage
     # the shipped recipes, byte for byte, and the data the demo ships
     for name in demo.RECIPES:
@@ -43,6 +43,27 @@ def test_dry_run_from_outside_the_checkout_plans_the_miniature_study(tmp_path):
     assert study["headline"] == ["held-out questions", "trained questions"] and study["published"] is True
     assert all(s.threads == 1 for s in demo.stages(demo.DemoConfig()) if s.threads)  # pinned, as the study's processes
     assert not (out / "models").exists() and not (out / "study").exists()
+    assert "llamafactory-ext card study version=V3 push=dry_run" in commands  # V3's card, nothing uploaded
+
+
+def test_the_data_stage_registers_each_folder_in_its_own_dataset_info(tmp_path):
+    """The warm-up and V3 both train a data set named multit_mixed: each folder (warmup_data, data)
+    lists its own, LLaMA-Factory's layout, and the file each entry names exists beside it."""
+    from llamafactory_ext.runtime import cpu_env
+
+    out = tmp_path / "d"
+    assert run_cmd([*EXT, "demo", "dry_run=true", f"output_dir={out}"], cwd=tmp_path).returncode == 0
+    data = next(s for s in demo.stages(demo.DemoConfig()) if s.name == "data")
+    (out / "logs").mkdir()
+    demo.run_stage(data, out, cpu_env(), force=False)
+    warm, study = (json.loads((out / d / "dataset_info.json").read_text()) for d in ("warmup_data", "data"))
+    assert set(warm) == {"multit_mixed"} and set(study) == {"multit_nothink", "multit_think", "multit_mixed"}
+    assert not (out / "dataset_info.json").exists()
+    for folder, info in (("warmup_data", warm), ("data", study)):
+        for name, entry in info.items():
+            assert (out / folder / entry["file_name"]).is_file(), (folder, name)
+    rows = [json.loads(line) for line in (out / "warmup_data" / "multit_mixed.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * len(json.loads((out / "demo_data" / "warmup_quiz.json").read_text()))  # mix=all: both rows
 
 
 def test_the_held_out_questions_are_many_unseen_and_answerable_from_the_warm_up(tmp_path):

@@ -32,11 +32,16 @@ def _task(res: Results) -> Any:
 
 
 def hub_dataset(res: Results) -> Any:
-    """How the Hub names the evaluation data: the task's ``hub_dataset``, else its name and source."""
+    """How the Hub names the evaluation data: the task's ``hub_dataset``; for data that are not on the
+    Hub (its ``type`` is no Hub id), the file evaluated names it (``Mult-IT (eval_quiz.json)``)."""
     from llamafactory_ext.eval.tasks import HubDataset
 
     task = _task(res)
-    return (task and task.hub_dataset) or HubDataset(res.task, res.source.get("source") or res.task)
+    source = str(res.source.get("source") or "")
+    ds = (task and task.hub_dataset) or HubDataset(task.label if task else res.task, res.task)
+    if "/" not in ds.type and source:
+        return HubDataset(f"{ds.name} ({Path(source).name})", ds.type, None, None)
+    return ds
 
 
 def eval_results(res: Results) -> list[Any]:

@@ -58,7 +58,7 @@ class MultITTask(MCQTask):
     name = "multit"
     label = "Mult-IT"
     categories: ClassVar[dict[str, list[str]]] = {}
-    hub_dataset: ClassVar[HubDataset | None] = HubDataset("Mult-IT (held-out split)", "multit", None, "validation")  # not on the Hub
+    hub_dataset: ClassVar[HubDataset | None] = HubDataset("Mult-IT", "multit")  # not on the Hub: a card names the file
 
     def load(self) -> list[mcq.MCQItem]:
         source, limit = self.cfg.source, self.cfg.limit

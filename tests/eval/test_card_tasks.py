@@ -50,3 +50,18 @@ def test_the_card_names_the_tasks_hub_data_set_and_language_from_the_registry(ev
     assert meta["language"] == language and meta["model-index"][0]["results"][0]["dataset"]["type"] == hub[1]
     messages = _messages(usage_lines("Qwen/Qwen3-8B", "me/x", res))
     assert asks in messages[-1]["content"] and messages[-1]["role"] == "user"
+
+
+def test_data_that_are_not_on_the_hub_are_named_by_the_file_evaluated(tmp_path):
+    """Mult-IT's held-out questions are a local file (a prepared *_val.jsonl, the demo's quiz): the
+    card names that file, not a Hub split that does not exist."""
+    from importlib import resources
+
+    from llamafactory_ext.card_render import eval_results
+    from llamafactory_ext.data.multit import load_multit
+
+    quiz = resources.files("llamafactory_ext") / "resources" / "samples" / "multit_quiz.json"
+    pred = write_rows(tmp_path / "p.jsonl", [{"id": it.id, "mode": "nothink", "output": it.answer} for it in load_multit(str(quiz))])
+    run(rescore_cfg(quiz, pred, tmp_path / "o", task="multit"))
+    names = {(r.dataset_name, r.dataset_type, r.dataset_split) for r in eval_results(Results.from_json(tmp_path / "o"))}
+    assert names == {("Mult-IT (multit_quiz.json)", "multit", None)}

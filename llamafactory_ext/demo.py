@@ -13,11 +13,11 @@ measures it on held-out questions of the family it trains on:
   2. data      `llamafactory-ext prepare` on the shipped demo files: warm-up questions (with teacher
                traces and plain answers) and the study's questions (V1 / V2 / V3 data)
   3. warm-up   `llamafactory-cli train recipes/v3_mixed.yaml finetuning_type=full` on the warm-up
-               questions: the base learns both answer formats and the facts (in which city each of 88
-               people lives, in which nation each city is), never the study's question
+               questions: the base learns both answer formats and the facts (in which of 5 cities each of
+               90 people lives, in which of 3 nations each city is), never the study's question
   4. study     `llamafactory-ext study`: the base evaluated once, then recipes/v1_nothink.yaml,
                v2_think.yaml and v3_mixed.yaml as LoRA on "In quale nazione abita X?" for 24 people,
-               each evaluated in both modes on 64 held-out people and on the 24 trained ones, with Δ
+               each evaluated in both modes on 66 held-out people and on the 24 trained ones, with Δ
                and exact McNemar p-values
   5. card      `llamafactory-ext card study version=V3 push=dry_run`: V3's model card for the Hub
   6. report    report.md: the held-out Version Series next to the published one, then the trained questions
@@ -76,11 +76,11 @@ ALPHA = 0.05
 
 
 INTRO = ("The question family: where people live. A random tiny Qwen3 learns, in a full-parameter warm-up, "
-         "both answer formats and two kinds of facts: in which city each of 88 people lives (\"In quale città abita "
-         "Marco?\") and in which nation each of 8 cities is. The shipped V1 / V2 / V3 recipes then train LoRA "
+         "both answer formats and two kinds of facts: in which of 5 cities each of 90 people lives (\"In quale città abita "
+         "Marco?\") and in which of 3 nations each city is. The shipped V1 / V2 / V3 recipes then train LoRA "
          "adapters on a question the base never saw, \"In quale nazione abita Marco?\", for 24 people (the "
          "thinking rows carry the two steps: \"Abita a Roma. Roma si trova in Italia.\"). Every model answers "
-         "the same question for the 64 other people, in both modes: no version trained on them.")
+         "the same question for the 66 other people, in both modes: no version trained on them.")
 
 
 class DemoError(UserError):
@@ -96,7 +96,7 @@ class DemoConfig:
     warmup_epochs: float = option(30.0, "full-parameter warm-up epochs over the warm-up questions", gt=0)
     warmup_lr: float = option(5e-3, "warm-up learning rate", gt=0)
     train_epochs: float = option(30.0, "LoRA epochs of every version (V3 has two rows per question: twice the steps)", gt=0)
-    train_lr: float = option(5e-3, "LoRA learning rate of every version (at 1e-2 V1 diverges into one constant letter)", gt=0)
+    train_lr: float = option(1e-2, "LoRA learning rate of every version", gt=0)
     cutoff_len: int = option(256, "packing length of every run (the recipes pack at 2048)", ge=32)
     batch_size: int = option(2, "per-device batch of every run (the recipes: 4; a tiny model learns in more, smaller steps)", ge=1)
     max_new_tokens: int = option(64, "evaluation budget per answer (a demo trace is ~35 tokens)", ge=8)

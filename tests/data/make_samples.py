@@ -282,14 +282,13 @@ def wikipedia_rows() -> list[dict]:
 
 
 # The demo's tiny world (docs/demo.md): who lives where. The warm-up questions teach the random tiny
-# model both answer formats, the city each of 88 people lives in ("In quale città abita Marco?", trace
-# "Abita a Roma.") and the nation of each of the 8 cities ("In quale nazione si trova la città Roma?",
-# trace "Roma si trova in Italia."). The study asks for the composition, "In quale nazione abita
-# Marco?", with the fixed options of DEMO_NATIONS and the two-step trace "Abita a Roma. Roma si trova in
-# Italia."; the LoRA adapters train on 3 people per city, and the 8 others per city are the held-out
-# questions: no version trains on them, though the warm-up taught where those people live.
-DEMO_NATIONS = {"Austria": ("Vienna", "Graz"), "Francia": ("Parigi", "Bordeaux"), "Italia": ("Roma", "Milano"),
-                "Spagna": ("Madrid", "Valencia")}
+# model both answer formats, the city each of 90 people lives in ("In quale città abita Marco?", the 5
+# cities as options, trace "Abita a Roma.") and the nation of each city ("In quale nazione si trova la
+# città Roma?", trace "Roma si trova in Italia."). The study asks for the composition, "In quale
+# nazione abita Marco?" (options: the 3 nations), with the two-step trace "Abita a Roma. Roma si trova
+# in Italia."; the LoRA adapters train on 8 people per nation, and the 22 others per nation are the
+# held-out questions: no version trains on them, though the warm-up taught where those people live.
+DEMO_NATIONS = {"Francia": ("Parigi",), "Italia": ("Milano", "Roma"), "Spagna": ("Madrid", "Valencia")}
 DEMO_PEOPLE = [
     "Marco", "Luca", "Giovanni", "Francesco", "Andrea", "Lorenzo", "Simone", "Paolo", "Roberto", "Antonio",
     "Mario", "Carlo", "Leonardo", "Sergio", "Franco", "Bruno", "Alberto", "Michele", "Nicola", "Angelo",
@@ -301,22 +300,24 @@ DEMO_PEOPLE = [
     "Alessandra", "Valentina", "Martina", "Giorgia", "Silvia", "Paola", "Roberta", "Federica", "Elisa",
     "Marta", "Beatrice", "Greta", "Camilla", "Simona", "Daniela",
 ]
-DEMO_SPLIT = (3, 8)  # people per city: asked in the study's training data, held out
+DEMO_SPLIT = (8, 22)  # people per nation: asked in the study's training data, held out
 
 
 def demo_rows() -> dict[str, list[dict]]:
     """The demo's quiz files (Mult-IT shape) and its teacher traces (distill shape, for the warm-up and
     study questions only). ``eval``: the held-out questions, then the trained ones, each row tagged
-    with its group in ``macro_category``."""
+    with its group in ``macro_category``. Every question of a kind has the same options in the same
+    (alphabetical) order, so a letter names a city or a nation."""
     from llamafactory_ext.data.multit import item_key, parse_multit_row
 
     rng = random.Random(26)
     nations = sorted(DEMO_NATIONS)
-    cities = [c for n in nations for c in DEMO_NATIONS[n]]
+    cities = sorted(c for n in nations for c in DEMO_NATIONS[n])
     nation_of = {c: n for n in nations for c in DEMO_NATIONS[n]}
-    per_city = sum(DEMO_SPLIT)
-    people = rng.sample(DEMO_PEOPLE, per_city * len(cities))
-    home = {p: cities[i // per_city] for i, p in enumerate(people)}
+    per_nation = sum(DEMO_SPLIT)
+    people = rng.sample(DEMO_PEOPLE, per_nation * len(nations))
+    home = {p: DEMO_NATIONS[nations[i // per_nation]][i % per_nation % len(DEMO_NATIONS[nations[i // per_nation]])]
+            for i, p in enumerate(people)}
     rows: dict[str, list[dict]] = {"warmup": [], "study": [], "heldout": [], "traces": []}
 
     def add(kind: str, q: dict, trace: str) -> None:
@@ -327,9 +328,7 @@ def demo_rows() -> dict[str, list[dict]]:
                                    "answer": q["answer"], "gold": q["answer"], "correct": True, "reason": "kept"})
 
     for p in people:
-        options = [*rng.sample([c for c in cities if c != home[p]], 3), home[p]]
-        rng.shuffle(options)
-        add("warmup", {"question": f"In quale città abita {p}?", "choices": options, "answer": LETTERS[options.index(home[p])]},
+        add("warmup", {"question": f"In quale città abita {p}?", "choices": cities, "answer": LETTERS[cities.index(home[p])]},
             f"Abita a {home[p]}.")
     for c in cities:
         add("warmup", {"question": f"In quale nazione si trova la città {c}?", "choices": nations,
@@ -338,7 +337,7 @@ def demo_rows() -> dict[str, list[dict]]:
     for i, p in enumerate(people):
         c = home[p]
         q = {"question": f"In quale nazione abita {p}?", "choices": nations, "answer": LETTERS[nations.index(nation_of[c])]}
-        add("study" if i % per_city < DEMO_SPLIT[0] else "heldout", q, f"Abita a {c}. {c} si trova in {nation_of[c]}.")
+        add("study" if i % per_nation < DEMO_SPLIT[0] else "heldout", q, f"Abita a {c}. {c} si trova in {nation_of[c]}.")
     rng.shuffle(rows["study"])
     rng.shuffle(rows["heldout"])
     rows["eval"] = ([{**q, "macro_category": "held-out questions"} for q in rows["heldout"]]

@@ -56,7 +56,7 @@ from llamafactory_ext.io import (
     check_settings,
     ensure_dir,
 )
-from llamafactory_ext.study_report import BASELINE
+from llamafactory_ext.study_md import BASELINE
 from llamafactory_ext.thinking import NOTHINK, THINK
 
 USAGE = "[key=value ...]"

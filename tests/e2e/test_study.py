@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -44,11 +45,18 @@ def study_dir(tmp_path, small_model):
     return tmp_path
 
 
+# The study runs with SIGINT as a terminal leaves it (default action, not blocked), whatever the pytest
+# worker has: it may have SIGINT ignored or blocked (a library's helper process set it so), both are
+# inherited, and the study would then never see the interrupt and run to its end.
+CTRL_C_DELIVERED = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); os.execv(sys.argv[1], sys.argv[1:])")
+
+
 def _kill_during_v1_training(cwd) -> None:
     from llamafactory_ext.runtime import cpu_env
 
-    proc = subprocess.Popen([*EXT, "study", "study.yaml"], cwd=cwd, env=cpu_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_DELIVERED, *EXT, "study", "study.yaml"], cwd=cwd, env=cpu_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     log = cwd / "out" / "V1" / "train.log"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:

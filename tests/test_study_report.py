@@ -15,17 +15,14 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from llamafactory_ext.io import read_jsonl
-from tests.eval.common import italic_rows, rescore_cfg, write_rows
-from tests.eval.test_report_audit import mcnemar, newcombe10, wilson  # scipy, and Newcombe's method 10 written out by hand
+from tests.eval.common import rescore_cfg, write_rows
+from tests.eval.independent import N, audit_rows, groups, mcnemar, newcombe10, wilson, wrong_letter
 
-CATEGORIES = ("geography", "history", "orthography", "syntax")
-N = 48
 CUT = 30  # baseline outputs cut off in thinking mode
 RATES = {  # chance of a right answer per category, per trial and mode (seeded draws)
     "baseline": {"nothink": {"geography": 0.4, "history": 0.4, "orthography": 0.5, "syntax": 0.4},
@@ -39,25 +36,13 @@ PUBLISHED = {"baseline": (70.17, 74.49), "V1": (73.77, 59.33), "V2": (70.27, 77.
 MODES = ("nothink", "think")
 
 
-def _rows() -> list[dict]:
-    rows = italic_rows(N, CATEGORIES)
-    for i, row in enumerate(rows):
-        if i % 5 == 0 and row["answer"] != "D":
-            row["options"] = row["options"][:3]  # chance 1/3 for these
-    return rows
-
-
-def _wrong(row: dict) -> str:
-    return next(next(iter(o)) for o in row["options"] if next(iter(o)) != row["answer"])
-
-
 def _predictions(rows: list[dict], name: str, seed: int) -> list[dict]:
     rng = random.Random(seed)
     out = []
     for mode in MODES:
         for i, row in enumerate(rows):
             rates = RATES[name].get(mode)
-            letter = (row["answer"] if rng.random() < rates[row["category"]] else _wrong(row)) if rates else "A"
+            letter = (row["answer"] if rng.random() < rates[row["category"]] else wrong_letter(row)) if rates else "A"
             text = f"<think>\nCi penso.\n</think>\n\n{letter}" if mode == "think" else letter
             cut = name == "baseline" and mode == "think" and i < CUT
             out.append({"id": str(i), "mode": mode, "output": "<think>\nCi penso" if cut else text,
@@ -79,7 +64,7 @@ def study(tmp_path_factory):
     from llamafactory_ext.sweep.trials import Trial
 
     root = tmp_path_factory.mktemp("study")
-    rows = _rows()
+    rows = audit_rows()
     source = write_rows(root / "italic.jsonl", rows)
     base = root / "baseline" / "eval"
     for seed, name in enumerate(("baseline", "V1", "V2")):
@@ -96,14 +81,6 @@ def study(tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------- independent statistics
-
-
-def groups_of(preds: dict[str, dict]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = defaultdict(list)
-    for i, r in preds.items():
-        for g in ("total", r["category"], r["macro_category"]):
-            out[g].append(i)
-    return out
 
 
 def outcomes(root: Path, name: str, mode: str) -> dict[str, dict]:
@@ -125,7 +102,7 @@ def expected(study: dict) -> dict:
         for mode in MODES:
             preds, base = outcomes(root, name, mode), outcomes(root, "baseline", mode)
             raw = {}
-            for group, ids in groups_of(preds).items():
+            for group, ids in groups(preds).items():
                 k = sum(preds[i]["correct"] for i in ids)
                 cell = {"block": {"accuracy": k / len(ids), "ci95": wilson(k, len(ids)), "total": len(ids),
                                   "chance": sum(1 / len(rows[int(i)]["options"]) for i in ids) / len(ids)}}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import random
 import re
 from collections import defaultdict
@@ -23,25 +22,11 @@ from llamafactory_ext.eval.baseline import BaselineError
 from llamafactory_ext.eval.runner import run
 from llamafactory_ext.io import read_jsonl
 from tests.eval.common import italic_rows, rescore_cfg, write_rows
+from tests.eval.independent import N, audit_rows, groups, holm, mcnemar, newcombe10, outcomes, wilson, wrong_letter
 
-CATEGORIES = ("geography", "history", "orthography", "syntax")
-N = 48
 # chance of being right per category, for the baseline and the model (seeded draws below)
 BASE_RATE = {"geography": 0.4, "history": 0.4, "orthography": 0.5, "syntax": 0.4}
 MODEL_RATE = {"geography": 0.95, "history": 0.6, "orthography": 0.5, "syntax": 0.85}
-
-
-def _rows() -> list[dict]:
-    """N ITALIC-shaped rows over four categories; every fifth row has three options (chance 1/3)."""
-    rows = italic_rows(N, CATEGORIES)
-    for i, row in enumerate(rows):
-        if i % 5 == 0 and row["answer"] != "D":
-            row["options"] = row["options"][:3]
-    return rows
-
-
-def _wrong(row: dict) -> str:
-    return next(next(iter(o)) for o in row["options"] if next(iter(o)) != row["answer"])
 
 
 def _output(mode: str, letter: str) -> str:
@@ -55,45 +40,9 @@ def _draw(rows: list[dict], rates: dict[str, float], seed: int, seeds: tuple = (
         for mode in ("nothink", "think"):
             for i, row in enumerate(rows):
                 right = rng.random() < rates[row["category"]]
-                out.append({"id": str(i), "mode": mode, "output": _output(mode, row["answer"] if right else _wrong(row)),
+                out.append({"id": str(i), "mode": mode, "output": _output(mode, row["answer"] if right else wrong_letter(row)),
                             **({"seed": s} if s is not None else {})})
     return out
-
-
-# ----------------------------------------------------------------------------- independent statistics
-
-
-def wilson(k: int, n: int) -> list[float]:
-    from scipy.stats import binomtest
-
-    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    return [ci.low, ci.high]
-
-
-def mcnemar(b: int, c: int) -> float:
-    from scipy.stats import binomtest
-
-    return binomtest(min(b, c), b + c, 0.5).pvalue if b + c else 1.0
-
-
-def newcombe10(pairs: list[tuple[bool, bool]]) -> list[float]:
-    """Newcombe (1998) method 10 for the difference second - first, written out from the paper:
-    square-and-add of the Wilson limits with the continuity-adjusted phi."""
-    n = len(pairs)
-    e = sum(1 for f, s in pairs if s and f)          # both right
-    f_ = sum(1 for f, s in pairs if s and not f)     # right only in the second
-    g = sum(1 for f, s in pairs if f and not s)      # right only in the first
-    h = n - e - f_ - g
-    p2, p1 = (e + f_) / n, (e + g) / n
-    l2, u2 = wilson(e + f_, n)
-    l1, u1 = wilson(e + g, n)
-    denom = (e + f_) * (g + h) * (e + g) * (f_ + h)
-    a = e * h - f_ * g
-    phi = 0.0 if denom == 0 else ((a - n / 2) / math.sqrt(denom) if a > n / 2 else (a / math.sqrt(denom) if a < 0 else 0.0))
-    d = p2 - p1
-    low = d - math.sqrt((p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2)
-    high = d + math.sqrt((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)
-    return [100 * max(-1.0, low), 100 * min(1.0, high)]
 
 
 def test_newcombe_method_10_matches_the_published_worked_example():
@@ -107,33 +56,10 @@ def test_newcombe_method_10_matches_the_published_worked_example():
     assert newcombe_paired(59, 6, 16, 80) == pytest.approx([-0.1186, -0.0046], abs=5e-5)
 
 
-def holm(ps: dict[str, float]) -> dict[str, float]:
-    """Holm's step-down adjustment, by hand: the i-th smallest p times (m - i), running maximum, at most 1."""
-    order = sorted(ps, key=ps.get)
-    out, running = {}, 0.0
-    for i, name in enumerate(order):
-        running = max(running, min(1.0, (len(ps) - i) * ps[name]))
-        out[name] = running
-    return out
-
-
-def outcomes(path: Path, mode: str) -> dict[str, dict]:
-    """id -> row of one mode, read back from a predictions.jsonl file."""
-    return {r["id"]: r for r in read_jsonl(path) if r["mode"] == mode}
-
-
-def _groups(rows: dict[str, dict]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = defaultdict(list)
-    for i, r in rows.items():
-        for g in ("total", r["category"], r["macro_category"]):
-            out[g].append(i)
-    return out
-
-
 @pytest.fixture(scope="module")
 def audit(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit")
-    rows = _rows()
+    rows = audit_rows()
     source = write_rows(root / "italic.jsonl", rows)
     run(rescore_cfg(source, write_rows(root / "base.jsonl", _draw(rows, BASE_RATE, 3)), root / "base"))
     res = run(rescore_cfg(source, write_rows(root / "model.jsonl", _draw(rows, MODEL_RATE, 7)), root / "model",
@@ -147,10 +73,10 @@ def test_intervals_holm_and_paired_delta_recomputed_from_both_prediction_files(a
     for mode in ("nothink", "think"):
         first, second = outcomes(root / "base" / "predictions.jsonl", mode), outcomes(root / "model" / "predictions.jsonl", mode)
         table = audit["comparison"]["modes"][mode]
-        groups = _groups(second)
-        assert set(table) == set(groups)
+        by_group = groups(second)
+        assert set(table) == set(by_group)
         raw = {}
-        for group, ids in groups.items():
+        for group, ids in by_group.items():
             pairs = [(first[i]["correct"], second[i]["correct"]) for i in ids]
             b = sum(1 for f, s in pairs if s and not f)
             c = sum(1 for f, s in pairs if f and not s)
@@ -196,7 +122,7 @@ def test_several_seeds_are_averaged_per_item_not_pooled(tmp_path):
     import numpy as np
     from scipy.stats import bootstrap
 
-    rows = _rows()
+    rows = audit_rows()
     source = write_rows(tmp_path / "italic.jsonl", rows)
     seeds = (1, 2, 3)
     kw = {"temperature": 0.6, "seeds": list(seeds), "thinking": "off"}
@@ -255,7 +181,7 @@ def test_a_degenerate_baseline_prints_its_warning_and_undefined_cells_are_dashes
     line = next(ln for ln in base_md.splitlines() if ln.startswith("| nothink | 20 |"))
     assert line.split(" | ")[3:5] == ["20 (100.00 %)", "—"], line
     assert "[0.0, 100.0]" not in base_md
-    good = [{"id": str(i), "mode": "nothink", "output": r["answer"] if i % 2 else _wrong(r)} for i, r in enumerate(rows)]
+    good = [{"id": str(i), "mode": "nothink", "output": r["answer"] if i % 2 else wrong_letter(r)} for i, r in enumerate(rows)]
     code, err = _main(_rescore_args(source, write_rows(tmp_path / "good.jsonl", good), tmp_path / "model", f"baseline={tmp_path / 'base'}"))
     assert code == 0
     assert "eval: warning: the baseline, mode nothink, is degenerate: 20 of 20 outputs cut off at max_new_tokens" in err, err
@@ -268,7 +194,7 @@ def test_a_degenerate_baseline_prints_its_warning_and_undefined_cells_are_dashes
 
 @pytest.mark.parametrize("outputs, reason", [
     (lambda i, r: "A", "the same answer 'A' in 20 of 20 outputs"),
-    (lambda i, r: _wrong(r), "accuracy 0.0 % is below chance (25.0 %): its 95 % interval ends at 16.1 %"),
+    (lambda i, r: wrong_letter(r), "accuracy 0.0 % is below chance (25.0 %): its 95 % interval ends at 16.1 %"),
     (lambda i, r: "Non lo so.", "no answer extracted from 20 of 20 outputs"),
 ])
 def test_constant_and_below_chance_runs_are_degenerate(tmp_path, outputs, reason):
@@ -293,7 +219,7 @@ def test_items_without_a_category_get_a_row_of_their_own(tmp_path):
     rows[4]["category"] = None
     rows[7]["category"] = None
     source = write_rows(tmp_path / "italic.jsonl", rows)
-    preds = [{"id": str(i), "mode": "nothink", "output": r["answer"] if i % 3 else _wrong(r)} for i, r in enumerate(rows)]
+    preds = [{"id": str(i), "mode": "nothink", "output": r["answer"] if i % 3 else wrong_letter(r)} for i, r in enumerate(rows)]
     run(rescore_cfg(source, write_rows(tmp_path / "b.jsonl", preds), tmp_path / "b"))
     res = run(rescore_cfg(source, write_rows(tmp_path / "m.jsonl", preds), tmp_path / "m", baseline=str(tmp_path / "b")))
     s = res["modes"]["nothink"]

@@ -182,15 +182,20 @@ def recipe_as_trained(cfg: CardConfig, adapter: Path) -> tuple[dict[str, Any], s
 def training_data(recipe: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per data set of the recipe: file, rows (the prepare manifest, else counted),
     source, rows with a thinking trace, formatting."""
+    from llamafactory_ext.data.folder import INFO, dataset_names, entry_path, read_info, recipe_folder
+    from llamafactory_ext.data.manifest import output_paths
     from llamafactory_ext.thinking import has_thought
 
-    folder = Path(str(recipe.get("dataset_dir") or "data"))
-    info = _json(folder / "dataset_info.json")
+    folder = recipe_folder(recipe)
+    try:
+        info = read_info(folder / INFO)
+    except UserError:
+        info = {}  # a card still describes the rest; the data table says nothing is known
     out = []
-    for name in [n.strip() for n in str(recipe.get("dataset") or "").split(",") if n.strip()]:
+    for name in dataset_names(recipe.get("dataset")):
         entry = info.get(name) if isinstance(info.get(name), dict) else {}
-        file = folder / str(entry.get("file_name", "")) if entry.get("file_name") else None
-        manifest = _json(file.with_name(f"{name}.manifest.json")) if file else {}
+        file = entry_path(folder, entry)
+        manifest = _json(output_paths(name, file.parent)["manifest"]) if file else {}
         rows = traces = 0
         if file and file.is_file():
             for line in file.read_text(encoding="utf-8").splitlines():

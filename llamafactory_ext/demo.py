@@ -319,9 +319,15 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------------
+def _version(study: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((r for r in study["versions"] if r["name"] == name), None)
+
+
 def _comparison(study: dict[str, Any], name: str, mode: str) -> dict[str, Any] | None:
-    row = next((r for r in study["versions"] if r["name"] == name), None)
-    return (((row or {}).get("modes", {}).get(mode) or {}).get("vs_baseline") or {}).get(HELD_OUT)
+    from llamafactory_ext.study_md import comparison_of
+
+    row = _version(study, name)
+    return comparison_of(row, mode, HELD_OUT) if row else None
 
 
 def closed_share(out: Path, study: dict[str, Any], name: str) -> float | None:
@@ -329,8 +335,7 @@ def closed_share(out: Path, study: dict[str, Any], name: str) -> float | None:
     non-empty trace (from its predictions: the study's own format figures pool every group)."""
     from llamafactory_ext.io import read_jsonl
 
-    row = next((r for r in study["versions"] if r["name"] == name), None)
-    path = out / (row or {}).get("trial_dir", "-") / "eval" / "predictions.jsonl"
+    path = out / (_version(study, name) or {}).get("trial_dir", "-") / "eval" / "predictions.jsonl"
     if not path.is_file():
         return None
     rows = [r for r in read_jsonl(path) if r.get("mode") == THINK and r.get("macro_category") == HELD_OUT]
@@ -342,7 +347,10 @@ def published_figures(study: dict[str, Any]) -> dict[str, Any]:
     registry's when the study carries none)."""
     from llamafactory_ext.eval.tasks import published_study
 
-    return study.get("published") or published_study()[1]  # type: ignore[index]
+    figures = study.get("published") or (published_study() or (None, None))[1]
+    if not figures:
+        raise DemoError("no published Version Series to check the miniature against (the task registry carries none)")
+    return figures
 
 
 def findings(out: Path, study: dict[str, Any]) -> list[dict[str, Any]]:

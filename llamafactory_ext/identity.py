@@ -62,7 +62,7 @@ PEFT_SET_FIELDS = ("target_modules", "exclude_modules")  # sets in PEFT's LoraCo
 # files of a training output folder that do not change what from_pretrained loads
 MODEL_SKIP = {"training_args.bin", "trainer_state.json", "all_results.json", "train_results.json", "eval_results.json",
               "trainer_log.jsonl", "README.md", ".gitattributes", "LICENSE",
-              "trial.json", "provenance.json"}  # the last two: a sweep trial's own records beside its adapter
+              "trial.json", "provenance.json", "tracking.json"}  # the last three: a sweep trial's records beside its adapter
 MODEL_SKIP_SUFFIXES = (".md", ".png", ".jpg", ".log", ".lock")
 _HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
@@ -101,8 +101,6 @@ def file_identity(path: Path, mode: str = "auto") -> dict[str, Any]:
         size = key[1]
         if weights:
             _MEMO[key] = _weights_identity(path, size)
-        elif path.name == ADAPTER_CONFIG and (canonical := _adapter_config(path)) is not None:
-            _MEMO[key] = {"kind": "file", "size": size, "digest": _sha(canonical), "canonical": "json"}
         else:
             with open(path, "rb") as fh:
                 _MEMO[key] = {"kind": "file", "size": size, "digest": hashlib.file_digest(fh, "sha256").hexdigest()}
@@ -209,6 +207,8 @@ def folder_identity(folder: Path, full: bool = False) -> dict[str, Any]:
     files = {}
     for p in _model_files(folder) if model else _data_files(folder):
         ident = (_blob_identity(p) if snap else None) or file_identity(p, "whole" if full else "auto")
+        if model and p.name == ADAPTER_CONFIG and (canonical := _adapter_config(p)) is not None:
+            ident = {**ident, "digest": _sha(canonical), "canonical": "json"}  # what PEFT loads, not its bytes
         files[p.relative_to(folder).as_posix()] = ident
     out: dict[str, Any] = {"kind": "model" if model else "folder", "path": str(folder)}
     if snap:

@@ -77,7 +77,7 @@ def test_what_from_pretrained_does_not_read_leaves_a_model_unchanged(model):
     (model / "checkpoint-5").mkdir()
     (model / "checkpoint-5" / "model.safetensors").write_bytes(b"other")
     for name in ("README.md", "trainer_state.json", "training_args.bin", "trainer_log.jsonl", "training_loss.png", ".lock",
-                 "trial.json", "provenance.json", "train.log"):
+                 "trial.json", "provenance.json", "tracking.json", "train.log"):
         (model / name).write_text("log")
     assert pv.identify(model)["digest"] == before["digest"]
 
@@ -102,6 +102,9 @@ def test_an_adapter_is_the_same_whatever_order_peft_wrote_its_module_sets_in(tmp
     # a file that is not a JSON object is hashed as bytes, never refused
     (tmp_path / "a" / "adapter_config.json").write_text("[not json")
     assert pv.identify(tmp_path / "a")["digest"] != one["digest"]
+    # the file alone keeps its byte sha256 (prepare's manifests and file_sha256 compare bytes)
+    config = tmp_path / "b" / "adapter_config.json"
+    assert pv.file_sha256(config) == hashlib.sha256(config.read_bytes()).hexdigest()
 
 
 def _big_safetensors(path: Path, mib: int = 40) -> dict:

@@ -185,6 +185,16 @@ def test_another_data_set_registered_in_the_same_dataset_info_changes_nothing(wo
     assert trials_mod.status(again) == "done" and again.data_group == first.data_group
 
 
+def test_an_eval_key_that_changes_no_number_leaves_the_trial_done(work):
+    """progress / overwrite / report_to say how the evaluation is shown, logged or restarted: the trial
+    stays done (with overwrite=true a stale trial would be discarded and trained again)."""
+    first, _ = _trials()
+    _finish(first)
+    (work / "ev.yaml").write_text((work / "ev.yaml").read_text() + "progress: true\nreport_to: tensorboard\n")
+    again, _ = _trials()
+    assert trials_mod.status(again) == "done" and inputs_mod.stale_changes(again) == []
+
+
 def test_data_changed_after_the_trials_were_planned_is_refused_before_training(work):
     first, _ = _trials()
     write_jsonl(work / "ds/data/multit_mixed.jsonl", _rows(5))  # re-prepared while the sweep waits for its turn

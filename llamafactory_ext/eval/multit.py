@@ -87,7 +87,7 @@ def _is_prepared(path: Path) -> bool:
 def load_prepared(path: Path, limit: int | None) -> tuple[list[mcq.MCQItem], int]:
     """(items, duplicates merged): one item per question and options, the first row's; ``limit``
     counts items. Copies with another gold letter are an error naming both lines."""
-    from llamafactory_ext.data.normalize import question_key
+    from llamafactory_ext.data.multit import item_key
     from llamafactory_ext.data.sources import open_source
 
     items: list[mcq.MCQItem] = []
@@ -98,7 +98,7 @@ def load_prepared(path: Path, limit: int | None) -> tuple[list[mcq.MCQItem], int
             item = item_from_messages(row.get("messages"), index)
         except ValueError as exc:
             raise TaskError(f"{path}:{number}: {exc}") from None
-        key = question_key(item.question, [text for _, text in item.options])
+        key = item_key(item)
         if key in seen:
             first_line, first = seen[key]
             if first.answer != item.answer:

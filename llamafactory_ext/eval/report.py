@@ -228,16 +228,9 @@ def degenerate_warnings(modes: dict[str, Any], who: str = "this run") -> list[st
 
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages that shape a number (absent ones left out)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from llamafactory_ext.provenance import versions
 
-    names = {"lm_eval": "lm-eval", "llamafactory_ext": "llamafactory-ext"}
-    out = {}
-    for name in VERSIONED:
-        try:
-            out[name] = version(names.get(name, name))
-        except PackageNotFoundError:
-            continue
-    return out
+    return {name: v for name, v in versions(VERSIONED).items() if v}
 
 
 def write_outputs(out_dir: Path, results: dict[str, Any], baseline: Any, comparison: dict[str, Any] | None,

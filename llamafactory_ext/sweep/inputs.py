@@ -45,6 +45,8 @@ class Trial(Protocol):
 DERIVED = {"tokenized_path"}  # set by the sweep from the contents below: its value is not an input
 # evaluator keys that name the trial's own outputs or another trial's (a study's baseline), not inputs
 EVAL_OWN = {"output_dir", "adapter_name_or_path", "baseline"}
+# evaluator keys that change no number (how the run is shown, logged or restarted): a trial is not stale over them
+EVAL_NO_NUMBER = {"progress", "overwrite", "report_to"}
 TOKENIZER_FILE = re.compile(r"tokenizer.*|vocab\..*|merges\.txt|special_tokens_map\.json|added_tokens\.json|"
                             r"chat_template\..*|.*\.tiktoken|spiece\.model|sentencepiece.*\.model")
 
@@ -125,7 +127,7 @@ def trial_provenance(trial: Trial) -> pv.Provenance:
         template = recipe.get("template")
     if trial.eval_args:
         label, resolved, config_dir = _eval_view(trial)
-        configs[label] = resolved
+        configs[label] = {k: v for k, v in resolved.items() if k not in EVAL_NO_NUMBER}
         inputs.update(_eval_inputs(trial, resolved, config_dir, inputs))
         template = template or resolved.get("template")
     return pv.collect(inputs={k: v for k, v in inputs.items() if v is not None}, configs=configs, template=template)

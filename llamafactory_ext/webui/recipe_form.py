@@ -13,15 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llamafactory_ext.data.folder import dataset_names
 from llamafactory_ext.webui.project import DATASET_INFO, training_format
 
 THINKING_ID = "train.thinking_format"  # the element this package adds to the Train tab
 ALL_ROWS = "1000000000"  # "Max samples" for a recipe without max_samples: every row (LLaMA-Factory: min(N, rows))
-
-
-def _names(value: Any) -> list[str]:
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    return [str(x).strip() for x in items if str(x).strip()]
 
 
 def _text(value: Any) -> str:
@@ -39,7 +35,7 @@ FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "quantization_bit": ("top.quantization_bit", _text),
     "quantization_method": ("top.quantization_method", _text),
     "rope_scaling": ("top.rope_scaling", _text),
-    "dataset": ("train.dataset", _names),
+    "dataset": ("train.dataset", dataset_names),
     "cutoff_len": ("train.cutoff_len", int),
     "learning_rate": ("train.learning_rate", _text),
     "num_train_epochs": ("train.num_train_epochs", _text),

@@ -117,13 +117,16 @@ def protocol_record(r: Any) -> dict[str, Any]:
     cfg, task = r.cfg, r.task
     options = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(task.options)}
     files = {k: sha256_file(Path(v)) for k, v in options.items() if isinstance(v, str) and v and Path(v).is_file()}
+    # files the task reads that no option names (ITALIC's default 5_shots.jsonl next to the source)
+    read = task.input_paths() if hasattr(task, "input_paths") else {}
+    unnamed = {k: sha256_file(Path(v)) for k, v in read.items() if k not in files and Path(v).is_file()}
     return {
         "template": r.template, "system": r.system, "modes": list(r.modes),
         "max_new_tokens": {m: cfg.max_new_tokens or task.default_max_new_tokens[m] for m in r.modes},
         "cutoff": cfg.cutoff, "temperature": float(cfg.temperature or 0.0),
         "top_p": float(cfg.top_p) if cfg.top_p is not None else 1.0,
         "seeds": list(cfg.seeds) if cfg.seeds else [None], "backend": cfg.backend, **_device(cfg),
-        "task_options": json.loads(json.dumps(options, default=str)), "option_files": files,
+        "task_options": json.loads(json.dumps(options, default=str)), "option_files": files, "read_files": unnamed,
         "rescored_from": str(cfg.predictions) if cfg.predictions else None,
     }
 
@@ -149,6 +152,10 @@ def protocol_differences(theirs: dict[str, Any], ours: dict[str, Any], modes: li
                 out.append(f"{key}: the file's content differs (sha256 {t_files[key][:12]} there, {o_files[key][:12]} here)")
         elif t_opts.get(key) != o_opts.get(key):
             out.append(f"{key} {t_opts.get(key)!r} there, {o_opts.get(key)!r} here")
+    t_read, o_read = theirs.get("read_files") or {}, ours.get("read_files") or {}
+    for key in sorted(set(t_read) & set(o_read)):
+        if t_read[key] != o_read[key]:
+            out.append(f"{key} file: its content differs (sha256 {t_read[key][:12]} there, {o_read[key][:12]} here)")
     return out
 
 

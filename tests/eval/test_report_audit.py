@@ -258,6 +258,21 @@ def test_a_baseline_scored_under_another_protocol_is_refused(tmp_path, theirs, o
     assert "baseline_protocol=ignore" in err and not (tmp_path / "model" / "results.json").exists()
 
 
+def test_a_baseline_with_another_default_shots_file_is_refused(tmp_path):
+    """ITALIC's few-shot examples come from 5_shots.jsonl next to the source when no option names a
+    file: a baseline whose file held other examples was prompted differently."""
+    rows = italic_rows(20)
+    for name in ("base", "model"):
+        (tmp_path / f"d{name}").mkdir()
+        write_rows(tmp_path / f"d{name}" / "italic.jsonl", rows)
+        write_rows(tmp_path / f"d{name}" / "5_shots.jsonl", italic_rows(5, ("geography",) if name == "base" else ("syntax",)))
+    preds = write_rows(tmp_path / "p.jsonl", _half_verbose(rows))
+    assert _main(_rescore_args(tmp_path / "dbase" / "italic.jsonl", preds, tmp_path / "base", "shots=1"))[0] == 0
+    code, err = _main(_rescore_args(tmp_path / "dmodel" / "italic.jsonl", preds, tmp_path / "model", "shots=1",
+                                    f"baseline={tmp_path / 'base'}"))
+    assert code == 2 and "shots file: its content differs (sha256 " in err, err
+
+
 def test_identical_outputs_scored_two_ways_show_their_difference_only_when_told(tmp_path):
     """The +50 pp of issue 21: the same outputs, scored with ITALIC's official extractor for the
     baseline and ours for the model, differ by 50 pp; refused, then shown with "protocols differ"."""

@@ -155,7 +155,7 @@ def markdown(rows: list[dict], params: list[dict[str, Any]], cfg: SweepConfig) -
         trainable = f"{r['trainable_params']:,}" if isinstance(r.get("trainable_params"), int) else "—"
         cells = [name, show(changed), trainable, _num(r.get("final_loss")),
                  *(_accuracy(r, m) for m in modes), *(_num(r.get(f"delta_pp/{m}"), sign=True) for m in deltas),
-                 *(_num(r.get(f"chance/{m}"), 100) for m in varying), _num(r.get("time_s"), 1 / 60)]
+                 *(_num(r.get(f"chance/{m}"), 100) for m in varying), _num(r["time_s"] / 60 if _number(r.get("time_s")) else None)]  # / 60, not * (1 / 60): 0.9 s is 0.01 min, not 0.02
         lines.append("| " + " | ".join(cells) + " |")
     done = sum(r["status"] == "done" for r in rows)
     failed = sum(r["status"] == "failed" for r in rows)
